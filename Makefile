@@ -1,0 +1,80 @@
+#-------------------------------------------------------------------------
+#
+# Makefile
+#	  PGXS build of the nokv PostgreSQL extension.
+#
+# The extension module (nokv.so) is the code in src/extension linked with
+# the PostgreSQL-free engine core, which mk/engine.mk compiles on its own
+# (-std=gnu11 -Werror -fPIC) into build/release/libnokv_engine.a.  The
+# engine sources never include postgres.h; only src/extension does.
+#
+#	make && make install		build and install the extension
+#	make installcheck			pg_regress (sql/, expected/) on a temporary
+#								instance configured by test/nokv.conf
+#	make engine					engine library and unit tests (release)
+#	make engine-check			engine unit tests (prove)
+#	make engine-asan-check		engine unit tests under ASan + UBSan
+#	make fuzz / bench / demo	see mk/engine.mk
+#
+# Makefile
+#-------------------------------------------------------------------------
+
+MODULE_big = nokv
+EXTENSION = nokv
+DATA = sql/nokv--0.1.sql
+PGFILEDESC = "nokv - LSM storage engine for PostgreSQL"
+
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/extension/*.c)))
+
+REGRESS = version
+REGRESS_OPTS = --temp-config=$(srcdir)/test/nokv.conf --temp-instance=./tmp_check
+
+ENGINE_LIB = build/release/libnokv_engine.a
+
+PG_CPPFLAGS = -I$(srcdir)/include
+# the extension is warning-free with PostgreSQL's own warning set
+PG_CFLAGS = -Werror
+SHLIB_LINK = $(ENGINE_LIB) -llz4 -lpthread
+
+EXTRA_CLEAN = tmp_check
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+ENGINE_MAKE = $(MAKE) --no-print-directory -f $(srcdir)/mk/engine.mk
+
+# The engine library is (re)built by its own makefile every time the module
+# is linked; the archive only changes when an engine source did.
+.PHONY: engine-lib
+engine-lib:
+	+$(ENGINE_MAKE) lib
+
+$(ENGINE_LIB): engine-lib ;
+
+$(shlib): $(ENGINE_LIB)
+
+.PHONY: engine engine-check engine-asan-check engine-clean fuzz bench demo
+
+engine:
+	+$(ENGINE_MAKE) lib tests
+
+engine-check:
+	+$(ENGINE_MAKE) check
+
+engine-asan-check:
+	+$(ENGINE_MAKE) asan-check
+
+fuzz:
+	+$(ENGINE_MAKE) fuzz
+
+bench:
+	+$(ENGINE_MAKE) bench
+
+demo:
+	+$(ENGINE_MAKE) demo
+
+engine-clean:
+	+$(ENGINE_MAKE) clean
+
+clean: engine-clean

@@ -1,0 +1,50 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.h
+ *	  Write-batch representation, shared by the write path and WAL replay.
+ *
+ * A batch is a byte string of entries
+ *
+ *		op (1) | cf (1) | varint32 key length | key | [varint32 length | value]
+ *
+ * where op is NOKV_KIND_PUT (value follows), NOKV_KIND_DELETE (no value)
+ * or NOKV_KIND_RANGE_DELETE (the "value" is the exclusive end key).  A WAL
+ * record is LE64 first version | LE32 count | batch bytes; entry i gets
+ * version first + i, so a batch replays exactly as it was applied.
+ *
+ * include/nokv/batch.h
+ *-------------------------------------------------------------------------
+ */
+#ifndef NOKV_BATCH_H
+#define NOKV_BATCH_H
+
+#include "nokv/coding.h"
+#include "nokv/ikey.h"
+
+struct nokv_batch
+{
+	nokv_buf	rep;
+	uint32_t	count;
+	uint64_t	user_bytes;		/* key + value bytes, for statistics */
+	size_t		max_key;		/* longest key or end key */
+};
+
+typedef struct nokv_batch_entry
+{
+	int			op;
+	int			cf;
+	const char *key;
+	size_t		klen;
+	const char *val;			/* value, or end key for range deletes */
+	size_t		vlen;
+} nokv_batch_entry;
+
+#define NOKV_WAL_BATCH_HEADER 12
+
+/*
+ * Decode the entry at *p (advancing it).  Returns 1 on success, 0 at end,
+ * -1 if the bytes are malformed.
+ */
+int			nokv_batch_next(const char **p, const char *end, nokv_batch_entry *e);
+
+#endif							/* NOKV_BATCH_H */

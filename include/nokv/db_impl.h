@@ -1,0 +1,327 @@
+/*-------------------------------------------------------------------------
+ *
+ * db_impl.h
+ *	  The engine's shared state (in the region) and per-process handle.
+ *
+ * Region layout, in order, each part 64-byte aligned:
+ *
+ *	  nokv_region_hdr		options, counters, memtable slots, manifest state
+ *	  platform storage		pthread primitives (standalone only)
+ *	  file table			max_files nokv_file_meta slots
+ *	  snapshot table		max_snapshots versions
+ *	  WAL shared state		append buffer (own-log mode only)
+ *	  block cache header
+ *	  memtables				max_memtables x (header + memtable_size arena)
+ *	  shared heap			versions, file keys, cached blocks
+ *
+ * The region's size depends only on the options, never on the number of
+ * processes attached.
+ *
+ * Readers pin a "view": every live memtable slot (refcount) plus the
+ * current version (refcount), taken atomically under MEMTABLES + VERSION
+ * locks, so a flush that retires a memtable and installs the SST holding
+ * its data can never make data disappear from a reader's view.
+ *
+ * include/nokv/db_impl.h
+ *-------------------------------------------------------------------------
+ */
+#ifndef NOKV_DB_IMPL_H
+#define NOKV_DB_IMPL_H
+
+#include <stdatomic.h>
+
+#include "nokv/cache.h"
+#include "nokv/ikey.h"
+#include "nokv/iter.h"
+#include "nokv/manifest.h"
+#include "nokv/memtable.h"
+#include "nokv/nokv.h"
+#include "nokv/platform.h"
+#include "nokv/region.h"
+#include "nokv/sst.h"
+#include "nokv/wal.h"
+
+#define NOKV_REGION_MAGIC		0x4e4f4b5652474e31ull	/* "NOKVRGN1" */
+#define NOKV_REGION_VERSION		1
+#define NOKV_MAX_MEMTABLES		16
+#define NOKV_DIR_MAX			1024
+
+/* ---------- memtable slots ---------- */
+
+typedef enum nokv_mt_state
+{
+	NOKV_MT_FREE = 0,			/* empty, reusable */
+	NOKV_MT_ACTIVE,				/* receiving writes */
+	NOKV_MT_IMMUTABLE,			/* full, waiting for flush */
+	NOKV_MT_FLUSHING,			/* a flush is writing its SST */
+	NOKV_MT_RETIRED				/* flushed; reset once no reader pins it */
+} nokv_mt_state;
+
+typedef struct nokv_mt_slot
+{
+	nokv_off	mt;				/* memtable header offset */
+	int			state;			/* nokv_mt_state, under MEMTABLES */
+	uint64_t	seq;			/* creation order (newer = larger) */
+	uint64_t	wal_segment;	/* own-log mode: its WAL segment */
+	uint64_t	reserved;		/* arena bytes promised to writers, under WRITE */
+	uint64_t	min_version;	/* under WRITE */
+	uint64_t	max_version;
+	_Atomic int writers;		/* inserts in flight */
+	_Atomic int pins;			/* readers holding it in a view */
+	/* external-log mode: highest position per log applied to this memtable */
+	uint64_t	ext_position[NOKV_MAX_EXTERNAL_LOGS];
+	uint64_t	ext_mask;		/* which logs have a position here */
+} nokv_mt_slot;
+
+/* ---------- files and versions ---------- */
+
+typedef struct nokv_file_meta
+{
+	uint64_t	number;			/* 0 = free slot */
+	uint64_t	size;
+	uint64_t	entries;
+	uint64_t	deletions;
+	uint64_t	range_deletions;
+	uint64_t	min_version;
+	uint64_t	max_version;
+	nokv_off	smallest;		/* heap copy of the smallest internal key */
+	uint32_t	smallest_len;
+	nokv_off	largest;
+	uint32_t	largest_len;
+	int			level;
+	_Atomic int refs;			/* versions that list this file */
+	_Atomic int being_compacted;	/* under COMPACTION */
+	uint32_t	next_free;		/* free-list link (slot index + 1) */
+} nokv_file_meta;
+
+/*
+ * An immutable list of files per level, in the shared heap.  Level 0 is
+ * ordered oldest to newest (by file number); other levels by smallest key.
+ * files[level] is a heap array of file-table slot indexes.
+ */
+typedef struct nokv_version
+{
+	_Atomic int refs;
+	uint64_t	id;
+	int			nfiles[NOKV_MAX_LEVELS];
+	nokv_off	files[NOKV_MAX_LEVELS];
+} nokv_version;
+
+/* ---------- shared statistics (atomics; read without stopping writers) ---------- */
+
+typedef struct nokv_shared_stats
+{
+	_Atomic uint64_t gets;
+	_Atomic uint64_t writes;
+	_Atomic uint64_t user_bytes_written;
+	_Atomic uint64_t flushes;
+	_Atomic uint64_t flush_bytes;
+	_Atomic uint64_t compactions;
+	_Atomic uint64_t compaction_bytes_read;
+	_Atomic uint64_t compaction_bytes_written;
+	_Atomic uint64_t compaction_entries_dropped;
+	_Atomic uint64_t stall_count;
+	_Atomic uint64_t slowdown_count;
+	_Atomic int write_stalled;
+	_Atomic int write_slowed;
+	nokv_sst_counters sst;
+} nokv_shared_stats;
+
+/* the options that must be identical in every process */
+typedef struct nokv_shared_options
+{
+	uint64_t	memtable_size;
+	int			max_memtables;
+	bool		external_log;
+	int			sync_mode;
+	uint64_t	wal_buffer_size;
+	nokv_sst_options sst;
+	uint64_t	target_file_size;
+	int			num_levels;
+	uint64_t	max_bytes_for_level_base;
+	int			level_size_multiplier;
+	int			l0_compaction_trigger;
+	int			l0_slowdown_trigger;
+	int			l0_stop_trigger;
+	uint64_t	block_cache_size;
+	uint64_t	meta_heap_size;
+	int			max_files;
+	int			max_snapshots;
+	uint64_t	manifest_rewrite_size;
+} nokv_shared_options;
+
+typedef struct nokv_region_hdr
+{
+	uint64_t	magic;
+	uint32_t	format_version;
+	uint64_t	region_size;
+	char		dir[NOKV_DIR_MAX];
+	nokv_shared_options opts;
+
+	/* layout */
+	nokv_off	platform_storage;	/* 0 when the host supplies the platform */
+	nokv_off	heap;
+	nokv_off	cache;
+	nokv_off	wal;			/* 0 in external-log mode */
+	nokv_off	files;			/* nokv_file_meta[max_files] */
+	nokv_off	snapshots;		/* _Atomic uint64_t[max_snapshots], 0 = free */
+
+	/* memtables: under MEMTABLES (state) and WRITE (active, reserved) */
+	nokv_mt_slot slots[NOKV_MAX_MEMTABLES];
+	int			active_slot;
+	uint64_t	next_slot_seq;
+
+	/* versions: under WRITE (next_version), publish under WRITE */
+	uint64_t	next_version;	/* next version to hand out */
+	_Atomic uint64_t last_version;	/* highest published version */
+
+	/* VERSION lock */
+	nokv_off	current;		/* current nokv_version */
+	uint64_t	next_version_id;
+	_Atomic int l0_files;		/* files in level 0 of the current version */
+
+	/* FILES lock */
+	uint32_t	file_free_head; /* slot index + 1, 0 = none */
+	int			live_files;
+
+	/* MANIFEST lock */
+	_Atomic uint64_t next_file_number;
+	uint64_t	manifest_number;
+	uint64_t	manifest_size;
+	uint64_t	log_number;		/* own WAL: oldest segment still needed */
+	uint64_t	ext_flushed[NOKV_MAX_EXTERNAL_LOGS];	/* durable in SSTs */
+
+	/* COMPACTION lock */
+	uint64_t	compact_pointer_seq[NOKV_MAX_LEVELS];	/* round-robin hints */
+	int			compactions_running;
+
+	/* background work */
+	_Atomic int flush_running;	/* one flush at a time keeps L0 in order */
+	_Atomic int shutting_down;
+	_Atomic int bg_error;		/* a background job failed; writes refused */
+	char		bg_error_msg[512];
+
+	nokv_shared_stats stats;
+} nokv_region_hdr;
+
+/* ---------- per-process handle ---------- */
+
+typedef struct nokv_table_cache nokv_table_cache;
+
+struct nokv_db
+{
+	nokv_ctx	ctx;
+	nokv_region_hdr *hdr;
+	nokv_platform platform;		/* copy of the host's or the built-in one */
+	char		dir[NOKV_DIR_MAX];
+	nokv_compaction_filter_fn compaction_filter;
+	void	   *compaction_filter_arg;
+	nokv_sst_env sst_env;
+	nokv_table_cache *tables;	/* open SST readers (fds), per process */
+	nokv_wal   *wal;			/* NULL in external-log mode */
+	nokv_manifest_writer *manifest; /* opened lazily by the writing process */
+
+	/* standalone only */
+	bool		owns_region;
+	void	   *region_mem;
+	size_t		region_len;
+	int			lock_fd;		/* flock on LOCK */
+	int			nthreads;
+	struct nokv_bg_thread *threads;
+};
+
+/* ---------- views (memtables + version) ---------- */
+
+typedef struct nokv_view
+{
+	int			nmem;
+	int			mem_slot[NOKV_MAX_MEMTABLES];	/* newest first */
+	nokv_version *version;
+} nokv_view;
+
+void		nokv_view_acquire(nokv_db *db, nokv_view *v);
+void		nokv_view_release(nokv_db *db, nokv_view *v);
+
+/* ---------- versions and files (version.c) ---------- */
+
+static inline nokv_file_meta *
+nokv_file_slot(nokv_db *db, uint32_t idx)
+{
+	return &((nokv_file_meta *) nokv_ptr(&db->ctx, db->hdr->files))[idx];
+}
+
+static inline nokv_file_meta *
+nokv_version_file(nokv_db *db, const nokv_version *v, int level, int i)
+{
+	uint32_t   *idx = nokv_ptr(&db->ctx, v->files[level]);
+
+	return nokv_file_slot(db, idx[i]);
+}
+
+static inline const char *
+nokv_file_smallest(nokv_db *db, const nokv_file_meta *f)
+{
+	return nokv_ptr(&db->ctx, f->smallest);
+}
+
+static inline const char *
+nokv_file_largest(nokv_db *db, const nokv_file_meta *f)
+{
+	return nokv_ptr(&db->ctx, f->largest);
+}
+
+/* current version with a reference held; release with nokv_version_unref */
+nokv_version *nokv_version_current(nokv_db *db);
+void		nokv_version_ref(nokv_db *db, nokv_version *v);
+void		nokv_version_unref(nokv_db *db, nokv_version *v);
+
+/*
+ * Make an edit durable in the manifest and install the resulting version as
+ * current.  Fills in next_file_number / last_version / log_number / ext
+ * positions from the region when the edit does not set them.  Caller must
+ * not hold VERSION; takes MANIFEST then VERSION.  Rewrites the manifest when
+ * it has grown past manifest_rewrite_size.
+ */
+int			nokv_log_and_apply(nokv_db *db, nokv_version_edit *edit, nokv_error *err);
+
+/* allocate a new file number (never reused) */
+uint64_t	nokv_new_file_number(nokv_db *db);
+
+/* per-level size targets for the current options (dynamic level sizing) */
+void		nokv_level_targets(nokv_db *db, const nokv_version *v, uint64_t *targets);
+
+/* the version no snapshot needs anything older than (compaction safe point) */
+uint64_t	nokv_safe_point(nokv_db *db);
+
+/* open (per-process cached) SST reader; never close it yourself */
+int			nokv_table_get(nokv_db *db, const nokv_file_meta *f,
+						   nokv_sst_reader **r, nokv_error *err);
+
+/* ---------- compaction (compaction.c) ---------- */
+
+/* scores; a level needs compaction when its score >= 1 */
+double		nokv_level_score(nokv_db *db, const nokv_version *v, int level,
+							 const uint64_t *targets);
+int			nokv_compaction_run_one(nokv_db *db, nokv_error *err);
+int			nokv_compaction_run_range(nokv_db *db, int cf,
+									  const void *start, size_t slen,
+									  const void *end, size_t elen, nokv_error *err);
+bool		nokv_compaction_needed(nokv_db *db);
+
+/* background-error latch: refuse writes after a failed flush/compaction */
+void		nokv_set_bg_error(nokv_db *db, const nokv_error *err);
+
+/* ---------- internal to the core (version.c, db.c) ---------- */
+
+void		nokv_file_table_format(nokv_db *db);
+int			nokv_version_install_state(nokv_db *db, const nokv_manifest_state *st,
+									   nokv_error *err);
+int			nokv_manifest_start(nokv_db *db, const nokv_manifest_state *recovered,
+								nokv_error *err);
+nokv_table_cache *nokv_table_cache_new(void);
+void		nokv_table_cache_free(nokv_table_cache *tc);
+
+/* iterators over the view (db_iter.c) */
+nokv_iiter *nokv_level_iter_new(nokv_db *db, nokv_version *v, int level);
+
+#endif							/* NOKV_DB_IMPL_H */

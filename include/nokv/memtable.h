@@ -1,0 +1,90 @@
+/*-------------------------------------------------------------------------
+ *
+ * memtable.h
+ *	  Arena + lock-free skiplist memtable living in the shared region.
+ *
+ * A memtable is a header followed by a fixed-size arena, both inside the
+ * shared region; all links are 32-bit offsets relative to the arena start,
+ * so any process can read it wherever the region is mapped.  Inserts from
+ * several processes/threads proceed concurrently with compare-and-swap;
+ * reads take no lock.  Range tombstones live in a second skiplist of the
+ * same arena.  A memtable never frees individual entries: it is emptied as
+ * a whole (nokv_memtable_reset) after its contents are flushed to an SST.
+ *
+ * Inserting an internal key that is already present is a no-op, which is
+ * what makes re-applying a batch from an external log harmless.
+ *
+ * include/nokv/memtable.h
+ *-------------------------------------------------------------------------
+ */
+#ifndef NOKV_MEMTABLE_H
+#define NOKV_MEMTABLE_H
+
+#include "nokv/ikey.h"
+#include "nokv/iter.h"
+#include "nokv/region.h"
+
+/* bytes of header before the arena */
+size_t		nokv_memtable_header_size(void);
+
+/* format an empty memtable at off whose arena has arena_size bytes (< 4 GiB) */
+void		nokv_memtable_format(nokv_ctx *ctx, nokv_off off, size_t arena_size);
+
+/* empty it for reuse; no reader or writer may be using it */
+void		nokv_memtable_reset(nokv_ctx *ctx, nokv_off off);
+
+/*
+ * Upper bound of arena bytes one entry can consume (node with maximum
+ * height, key, value, alignment).  The write path reserves this much before
+ * inserting so that an insert never fails for lack of space.
+ */
+size_t		nokv_memtable_entry_cost(size_t ikey_len, size_t value_len);
+size_t		nokv_memtable_tombstone_cost(size_t start_len, size_t end_len);
+
+/*
+ * Insert one entry (internal key + stored value record).  Safe to call
+ * concurrently with other inserts and with readers.  Returns NOKV_OK, or
+ * NOKV_NO_SPACE if the arena is exhausted (nothing inserted).
+ */
+int			nokv_memtable_add(nokv_ctx *ctx, nokv_off mt,
+							  const char *ikey, size_t ikey_len,
+							  const char *value, size_t value_len);
+
+int			nokv_memtable_add_range_tombstone(nokv_ctx *ctx, nokv_off mt,
+											  const nokv_range_tombstone *t);
+
+/*
+ * Newest entry of lookup key lkey (cf + user key) with version <=
+ * read_version.  Returns true if one exists, filling kind, version and
+ * value (pointing into the arena: valid while the memtable is not reset).
+ */
+bool		nokv_memtable_get(nokv_ctx *ctx, nokv_off mt,
+							  const char *lkey, size_t lkey_len,
+							  uint64_t read_version,
+							  int *kind, uint64_t *version,
+							  const char **value, size_t *value_len);
+
+/*
+ * Highest version of a range tombstone in this memtable that covers
+ * (cf, user key) and whose version <= read_version; 0 if none.
+ */
+uint64_t	nokv_memtable_max_covering_tombstone(nokv_ctx *ctx, nokv_off mt,
+												 int cf, const char *ukey, size_t ukey_len,
+												 uint64_t read_version);
+
+/* iterator over point entries in internal-key order (forward and backward) */
+nokv_iiter *nokv_memtable_iter_new(nokv_ctx *ctx, nokv_off mt);
+
+/*
+ * Copy out every range tombstone (in start-key order).  *out is one
+ * malloc'ed block holding the array and the key bytes; free(*out).
+ */
+int			nokv_memtable_range_tombstones(nokv_ctx *ctx, nokv_off mt,
+										   nokv_range_tombstone **out, int *n);
+
+size_t		nokv_memtable_arena_used(nokv_ctx *ctx, nokv_off mt);
+size_t		nokv_memtable_arena_size(nokv_ctx *ctx, nokv_off mt);
+uint64_t	nokv_memtable_entries(nokv_ctx *ctx, nokv_off mt);
+uint64_t	nokv_memtable_tombstones(nokv_ctx *ctx, nokv_off mt);
+
+#endif							/* NOKV_MEMTABLE_H */

@@ -1,0 +1,412 @@
+/*-------------------------------------------------------------------------
+ *
+ * nokv.h
+ *	  Public API of the nokv storage engine (PostgreSQL-free core library).
+ *
+ * The engine keeps every piece of state that several processes must share
+ * (memtables, the current version and its file list, counters, the block
+ * cache, locks) inside one caller-provided memory region addressed by
+ * offsets.  Everything per process (file descriptors, iterators, scratch
+ * buffers) lives in a nokv_db handle.  Two ways to run it:
+ *
+ *	standalone	nokv_open(): the region is ordinary memory (or a shared
+ *				mapping the caller passes in), locks are process-shared
+ *				pthread objects and background work runs on threads.
+ *	embedded	the host (the PostgreSQL extension) sizes the region with
+ *				nokv_region_size(), formats it once with nokv_region_format()
+ *				and attaches every process with nokv_attach(); locks and
+ *				waits go through the host's nokv_platform, and the host
+ *				calls nokv_flush_one() / nokv_compact_step() from its own
+ *				workers.
+ *
+ * Durability modes: the engine's own WAL (standalone), or an external log
+ * owned by the caller (PostgreSQL's WAL, later a Raft log).  In external
+ * mode the caller stamps every batch with its log position and a version,
+ * the engine writes no WAL, and applying the same batch twice is harmless.
+ *
+ * include/nokv/nokv.h
+ *-------------------------------------------------------------------------
+ */
+#ifndef NOKV_NOKV_H
+#define NOKV_NOKV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NOKV_VERSION_STRING "0.1.0"
+
+/* ---------- status ---------- */
+
+typedef enum nokv_code
+{
+	NOKV_OK = 0,
+	NOKV_NOT_FOUND,
+	NOKV_CORRUPTION,			/* a checksum or format check failed */
+	NOKV_IO_ERROR,				/* a system call failed */
+	NOKV_INVALID_ARGUMENT,
+	NOKV_NO_SPACE,				/* a fixed shared-memory budget is exhausted */
+	NOKV_BUSY,					/* e.g. the directory is locked by another engine */
+	NOKV_NOT_SUPPORTED,
+	NOKV_CONFLICT,				/* optimistic transaction conflict (issue 3) */
+	NOKV_SHUTDOWN				/* the engine is closing */
+} nokv_code;
+
+/*
+ * Errors carry a code and a human-readable message that names the file and
+ * offset involved where there is one.
+ */
+typedef struct nokv_error
+{
+	nokv_code	code;
+	char		msg[512];
+} nokv_error;
+
+const char *nokv_code_name(nokv_code code);
+
+/* ---------- column families ---------- */
+
+typedef enum nokv_cf
+{
+	NOKV_CF_DEFAULT = 0,
+	NOKV_CF_LOCK = 1,
+	NOKV_CF_WRITE = 2,
+	NOKV_CF_COUNT = 3
+} nokv_cf;
+
+/* returns -1 for an unknown name */
+int			nokv_cf_from_name(const char *name);
+const char *nokv_cf_name(int cf);
+
+#define NOKV_MAX_KEY_SIZE	(64 * 1024 - 64)
+#define NOKV_MAX_VALUE_SIZE (256u * 1024 * 1024)
+
+/* ---------- platform interface (locks, waits, logging) ---------- */
+
+/*
+ * Lock and condition-variable ids are small integers defined by the engine
+ * (see nokv_lock_id in include/nokv/platform.h); the host maps them onto its
+ * own primitives (PostgreSQL: LWLocks of a named tranche and
+ * ConditionVariables in shared memory).
+ *
+ * cond_wait is called with lock_id held exclusively; it releases the lock,
+ * sleeps until a broadcast on cond_id or timeout_ms (<0: no timeout) and
+ * re-acquires the lock before returning.  It may wake spuriously; callers
+ * re-check their condition in a loop.  No wakeup may be lost between the
+ * release and the sleep.
+ */
+typedef struct nokv_platform
+{
+	void	   *arg;
+	void		(*lock_acquire) (void *arg, int lock_id, bool exclusive);
+	void		(*lock_release) (void *arg, int lock_id);
+	void		(*cond_wait) (void *arg, int cond_id, int lock_id, int timeout_ms);
+	void		(*cond_broadcast) (void *arg, int cond_id);
+	/* level: 0 debug, 1 info, 2 warning, 3 error */
+	void		(*log) (void *arg, int level, const char *msg);
+	/* optional: report entering (wait_event != 0) / leaving (0) a wait state */
+	void		(*report_wait) (void *arg, int wait_event);
+} nokv_platform;
+
+/* wait events reported through report_wait */
+#define NOKV_WAIT_WRITE_STALL		1	/* too many immutable memtables or L0 files */
+#define NOKV_WAIT_WRITE_SLOWDOWN	2	/* deliberate delay before the stall point */
+#define NOKV_WAIT_WAL_SYNC			3	/* waiting for the group-commit leader */
+#define NOKV_WAIT_PUBLISH			4	/* waiting for earlier batches to publish */
+
+/* ---------- options ---------- */
+
+typedef enum nokv_sync_mode
+{
+	NOKV_SYNC_OFF = 0,			/* write(2) only; an OS crash may lose the tail */
+	NOKV_SYNC_BATCH = 1			/* every batch is fdatasync'ed before it is acked */
+} nokv_sync_mode;
+
+/* compaction filter decision */
+typedef enum nokv_filter_decision
+{
+	NOKV_FILTER_KEEP = 0,
+	NOKV_FILTER_DROP = 1,		/* remove this version */
+	NOKV_FILTER_CHANGE = 2		/* replace the value with *new_value */
+} nokv_filter_decision;
+
+typedef struct nokv_filter_entry
+{
+	int			cf;
+	const char *key;
+	size_t		key_len;
+	uint64_t	version;
+	int			kind;			/* NOKV_KIND_* from ikey.h (put/delete) */
+	const char *value;
+	size_t		value_len;
+	int			level;			/* output level of the compaction */
+	bool		bottommost;
+} nokv_filter_entry;
+
+/*
+ * Called by compaction for every version that survives version GC.  When it
+ * returns NOKV_FILTER_CHANGE it sets *new_value / *new_len to memory that
+ * stays valid until the next call.
+ */
+typedef nokv_filter_decision (*nokv_compaction_filter_fn) (void *arg,
+														   const nokv_filter_entry *e,
+														   const char **new_value,
+														   size_t *new_len);
+
+typedef struct nokv_options
+{
+	/* memtables */
+	size_t		memtable_size;		/* bytes per memtable arena (default 64 MiB) */
+	int			max_memtables;		/* active + immutables (default 4) */
+
+	/* WAL (own-log mode only) */
+	bool		external_log;		/* caller owns the log; the engine writes no WAL */
+	nokv_sync_mode sync_mode;		/* default NOKV_SYNC_OFF */
+	size_t		wal_buffer_size;	/* shared WAL buffer (default 1 MiB) */
+
+	/* SST */
+	size_t		block_size;			/* target data-block size (default 4 KiB) */
+	int			block_restart_interval; /* default 16 */
+	int			bloom_bits_per_key; /* default 10; 0 disables */
+	bool		compression;		/* LZ4 data blocks (default true) */
+	size_t		target_file_size;	/* L1 file size (default 64 MiB) */
+
+	/* levels and compaction */
+	int			num_levels;			/* default 7 */
+	size_t		max_bytes_for_level_base; /* default 256 MiB */
+	int			level_size_multiplier;	/* default 10 */
+	int			l0_compaction_trigger;	/* default 4 files */
+	int			l0_slowdown_trigger;	/* default 20 files */
+	int			l0_stop_trigger;	/* default 36 files */
+
+	/* shared memory budgets */
+	size_t		block_cache_size;	/* default 64 MiB */
+	size_t		meta_heap_size;		/* versions, file metadata (default 16 MiB) */
+	int			max_files;			/* live SST files (default 65536) */
+	int			max_snapshots;		/* concurrently held snapshots (default 1024) */
+
+	/* background work (standalone only) */
+	bool		background_threads; /* default true: flush + compaction threads */
+	int			compaction_threads; /* default 1 */
+
+	/* manifest */
+	size_t		manifest_rewrite_size;	/* rewrite when the log exceeds (default 64 MiB) */
+
+	/* per-process hooks (not stored in the region) */
+	nokv_compaction_filter_fn compaction_filter;
+	void	   *compaction_filter_arg;
+	const nokv_platform *platform;	/* NULL: built-in pthread platform */
+} nokv_options;
+
+void		nokv_options_init(nokv_options *opts);
+
+/* ---------- opening ---------- */
+
+typedef struct nokv_db nokv_db;
+
+/*
+ * Standalone: allocate the region (anonymous shared mapping), format it,
+ * recover from dir and start background threads if asked.
+ */
+int			nokv_open(const nokv_options *opts, const char *dir,
+					  nokv_db **dbp, nokv_error *err);
+
+/*
+ * Embedded / multi-process: size a region, format it (recovering from dir)
+ * in one process, then attach each process.  region must stay mapped at
+ * possibly different addresses in each process; nothing in it is a pointer.
+ */
+size_t		nokv_region_size(const nokv_options *opts);
+int			nokv_region_format(void *region, size_t size, const nokv_options *opts,
+							   const char *dir, nokv_error *err);
+int			nokv_attach(void *region, const nokv_options *opts,
+						nokv_db **dbp, nokv_error *err);
+
+/*
+ * Detach this process.  The last handle of a standalone engine (the one
+ * nokv_open returned) also stops background threads, flushes the WAL buffer
+ * and releases the region.  Memtables are not flushed: the WAL covers them.
+ */
+void		nokv_close(nokv_db *db);
+
+/* ---------- writes ---------- */
+
+typedef struct nokv_batch nokv_batch;
+
+nokv_batch *nokv_batch_new(void);
+void		nokv_batch_free(nokv_batch *b);
+void		nokv_batch_clear(nokv_batch *b);
+int			nokv_batch_put(nokv_batch *b, int cf, const void *key, size_t klen,
+						   const void *val, size_t vlen);
+int			nokv_batch_delete(nokv_batch *b, int cf, const void *key, size_t klen);
+/* deletes [start, end) of one column family */
+int			nokv_batch_delete_range(nokv_batch *b, int cf,
+									const void *start, size_t slen,
+									const void *end, size_t elen);
+uint32_t	nokv_batch_count(const nokv_batch *b);
+size_t		nokv_batch_size(const nokv_batch *b);
+
+typedef struct nokv_write_options
+{
+	bool		sync;			/* own-log mode: fdatasync before acking (also
+								 * forced by NOKV_SYNC_BATCH) */
+	/* external-log mode only: */
+	uint32_t	log_id;			/* which external log (0..NOKV_MAX_EXTERNAL_LOGS-1) */
+	uint64_t	log_position;	/* position of this batch in that log */
+	uint64_t	version;		/* version of every entry in the batch (>0) */
+} nokv_write_options;
+
+#define NOKV_MAX_EXTERNAL_LOGS 64
+
+int			nokv_write(nokv_db *db, const nokv_write_options *wo,
+					   const nokv_batch *b, nokv_error *err);
+
+/* conveniences: one-entry batches */
+int			nokv_put(nokv_db *db, int cf, const void *key, size_t klen,
+					 const void *val, size_t vlen, nokv_error *err);
+int			nokv_delete(nokv_db *db, int cf, const void *key, size_t klen,
+						nokv_error *err);
+
+/* own-log mode: make everything written so far durable */
+int			nokv_sync_wal(nokv_db *db, nokv_error *err);
+
+/*
+ * External-log mode: the position up to which the given log's data is in
+ * SSTs whose manifest edit is durable (0 if none).  The host may recycle its
+ * log below this point and must re-apply from here after a crash.
+ */
+uint64_t	nokv_external_log_flushed(nokv_db *db, uint32_t log_id);
+
+/* ---------- reads ---------- */
+
+typedef struct nokv_snapshot nokv_snapshot;
+
+/* pin the current state; versions it can see survive compaction */
+nokv_snapshot *nokv_snapshot_acquire(nokv_db *db, nokv_error *err);
+void		nokv_snapshot_release(nokv_db *db, nokv_snapshot *snap);
+uint64_t	nokv_snapshot_version(const nokv_snapshot *snap);
+/* the last published version (own-log mode: the last sequence number) */
+uint64_t	nokv_last_version(nokv_db *db);
+
+typedef struct nokv_read_options
+{
+	const nokv_snapshot *snapshot;	/* NULL: latest */
+	uint64_t	version;		/* if >0 and no snapshot: read as of this version */
+	bool		fill_cache;		/* default true (see nokv_read_options_init) */
+	bool		verify_checksums;	/* always on for now; kept for API parity */
+	/* iterators only: [lower, upper) bounds on user keys, NULL = unbounded */
+	const void *lower_bound;
+	size_t		lower_len;
+	const void *upper_bound;
+	size_t		upper_len;
+} nokv_read_options;
+
+void		nokv_read_options_init(nokv_read_options *ro);
+
+/*
+ * Point lookup.  On success *val is malloc'ed (caller frees) and *vlen set.
+ * Returns NOKV_NOT_FOUND when the key is absent or deleted.
+ */
+int			nokv_get(nokv_db *db, const nokv_read_options *ro, int cf,
+					 const void *key, size_t klen,
+					 char **val, size_t *vlen, nokv_error *err);
+
+typedef struct nokv_iter nokv_iter;
+
+/* iterates one column family in user-key order, newest visible version only */
+nokv_iter  *nokv_iter_new(nokv_db *db, const nokv_read_options *ro, int cf);
+void		nokv_iter_free(nokv_iter *it);
+void		nokv_iter_seek_to_first(nokv_iter *it);
+void		nokv_iter_seek_to_last(nokv_iter *it);
+void		nokv_iter_seek(nokv_iter *it, const void *key, size_t klen);	/* first >= key */
+void		nokv_iter_seek_for_prev(nokv_iter *it, const void *key, size_t klen); /* last <= key */
+void		nokv_iter_next(nokv_iter *it);
+void		nokv_iter_prev(nokv_iter *it);
+bool		nokv_iter_valid(const nokv_iter *it);
+const char *nokv_iter_key(const nokv_iter *it, size_t *klen);
+const char *nokv_iter_value(const nokv_iter *it, size_t *vlen);
+uint64_t	nokv_iter_version(const nokv_iter *it);
+/* NOKV_OK, or the error that made the iterator invalid */
+int			nokv_iter_status(const nokv_iter *it, nokv_error *err);
+
+/* ---------- background work ---------- */
+
+/*
+ * Plain functions a thread or a PostgreSQL worker calls.  Each returns 1 if
+ * it did work, 0 if there was none, or a negative value on error (err set).
+ */
+int			nokv_flush_one(nokv_db *db, nokv_error *err);
+int			nokv_compact_step(nokv_db *db, nokv_error *err);
+/* bitmask of NOKV_WORK_* that is pending */
+#define NOKV_WORK_FLUSH		0x1
+#define NOKV_WORK_COMPACT	0x2
+int			nokv_pending_work(nokv_db *db);
+
+/* switch the active memtable to immutable even if not full (e.g. nokv_flush()) */
+int			nokv_rotate_memtable(nokv_db *db, nokv_error *err);
+/* flush all memtables and compact until no level needs it; for tests/tools */
+int			nokv_compact_all(nokv_db *db, nokv_error *err);
+/* compact every file overlapping [start, end) of cf into the bottom level */
+int			nokv_compact_range(nokv_db *db, int cf, const void *start, size_t slen,
+							   const void *end, size_t elen, nokv_error *err);
+
+/* ---------- statistics ---------- */
+
+typedef struct nokv_level_stats
+{
+	int			files;
+	uint64_t	bytes;
+	uint64_t	entries;
+	double		score;
+} nokv_level_stats;
+
+#define NOKV_MAX_LEVELS 7
+
+typedef struct nokv_stats
+{
+	nokv_level_stats levels[NOKV_MAX_LEVELS];
+	int			num_levels;
+	uint64_t	last_version;
+	int			memtables_immutable;
+	uint64_t	memtable_bytes;		/* arena bytes in use, all memtables */
+	bool		write_stalled;
+	bool		write_slowed;
+	uint64_t	stall_count;
+	uint64_t	slowdown_count;
+	uint64_t	flushes;
+	uint64_t	flush_bytes;
+	uint64_t	compactions;
+	uint64_t	compaction_bytes_read;
+	uint64_t	compaction_bytes_written;
+	uint64_t	compaction_entries_dropped;
+	uint64_t	user_bytes_written;	/* key+value bytes accepted by nokv_write */
+	uint64_t	wal_bytes;
+	uint64_t	wal_syncs;
+	uint64_t	wal_sync_batches;	/* batches made durable by those syncs */
+	uint64_t	wal_segments;
+	uint64_t	block_cache_hits;
+	uint64_t	block_cache_misses;
+	uint64_t	block_cache_bytes;
+	uint64_t	bloom_useful;		/* lookups a bloom filter answered "absent" */
+	uint64_t	bloom_checked;
+	uint64_t	gets;
+	uint64_t	writes;
+	uint64_t	live_sst_bytes;
+	uint64_t	manifest_bytes;
+	int			snapshots;
+} nokv_stats;
+
+void		nokv_get_stats(nokv_db *db, nokv_stats *st);
+
+/* write amplification = (wal + flush + compaction bytes written) / user bytes */
+double		nokv_write_amplification(const nokv_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* NOKV_NOKV_H */

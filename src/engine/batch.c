@@ -1,0 +1,141 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.c
+ *	  Building and decoding write batches.
+ *
+ * Arguments are validated here, when the caller adds an entry, so that a
+ * batch that reaches the write path can always be applied completely:
+ * nothing fails half-way through a batch.
+ *
+ * src/engine/batch.c
+ *-------------------------------------------------------------------------
+ */
+#include <stdlib.h>
+
+#include "nokv/batch.h"
+#include "nokv/nokv.h"
+
+nokv_batch *
+nokv_batch_new(void)
+{
+	return nokv_calloc(1, sizeof(nokv_batch));
+}
+
+void
+nokv_batch_free(nokv_batch *b)
+{
+	if (!b)
+		return;
+	nokv_buf_free(&b->rep);
+	free(b);
+}
+
+void
+nokv_batch_clear(nokv_batch *b)
+{
+	nokv_buf_reset(&b->rep);
+	b->count = 0;
+	b->user_bytes = 0;
+	b->max_key = 0;
+}
+
+static void
+batch_add(nokv_batch *b, int op, int cf, const void *key, size_t klen,
+		  const void *val, size_t vlen, bool has_val)
+{
+	char		hdr[2] = {(char) op, (char) cf};
+
+	nokv_buf_append(&b->rep, hdr, 2);
+	nokv_buf_append_lenprefixed(&b->rep, key, klen);
+	if (has_val)
+		nokv_buf_append_lenprefixed(&b->rep, val, vlen);
+	b->count++;
+	b->user_bytes += klen + vlen;
+	if (klen > b->max_key)
+		b->max_key = klen;
+}
+
+int
+nokv_batch_put(nokv_batch *b, int cf, const void *key, size_t klen,
+			   const void *val, size_t vlen)
+{
+	if (cf < 0 || cf >= NOKV_CF_COUNT || klen > NOKV_MAX_KEY_SIZE ||
+		vlen > NOKV_MAX_VALUE_SIZE || (klen && !key) || (vlen && !val))
+		return NOKV_INVALID_ARGUMENT;
+	batch_add(b, NOKV_KIND_PUT, cf, key, klen, val, vlen, true);
+	return NOKV_OK;
+}
+
+int
+nokv_batch_delete(nokv_batch *b, int cf, const void *key, size_t klen)
+{
+	if (cf < 0 || cf >= NOKV_CF_COUNT || klen > NOKV_MAX_KEY_SIZE || (klen && !key))
+		return NOKV_INVALID_ARGUMENT;
+	batch_add(b, NOKV_KIND_DELETE, cf, key, klen, NULL, 0, false);
+	return NOKV_OK;
+}
+
+int
+nokv_batch_delete_range(nokv_batch *b, int cf, const void *start, size_t slen,
+						const void *end, size_t elen)
+{
+	if (cf < 0 || cf >= NOKV_CF_COUNT || slen > NOKV_MAX_KEY_SIZE ||
+		elen > NOKV_MAX_KEY_SIZE || (slen && !start) || (elen && !end))
+		return NOKV_INVALID_ARGUMENT;
+	/* an empty or inverted range deletes nothing */
+	if (nokv_lkey_compare(start, slen, end, elen) >= 0)
+		return NOKV_INVALID_ARGUMENT;
+	batch_add(b, NOKV_KIND_RANGE_DELETE, cf, start, slen, end, elen, true);
+	if (elen > b->max_key)
+		b->max_key = elen;
+	return NOKV_OK;
+}
+
+uint32_t
+nokv_batch_count(const nokv_batch *b)
+{
+	return b->count;
+}
+
+size_t
+nokv_batch_size(const nokv_batch *b)
+{
+	return b->rep.len;
+}
+
+int
+nokv_batch_next(const char **pp, const char *end, nokv_batch_entry *e)
+{
+	const char *p = *pp;
+	uint32_t	len;
+
+	if (p == end)
+		return 0;
+	if (end - p < 2)
+		return -1;
+	e->op = (unsigned char) p[0];
+	e->cf = (unsigned char) p[1];
+	p += 2;
+	if (e->cf >= NOKV_CF_COUNT ||
+		(e->op != NOKV_KIND_PUT && e->op != NOKV_KIND_DELETE && e->op != NOKV_KIND_RANGE_DELETE))
+		return -1;
+	p = nokv_get_varint32(p, end, &len);
+	if (!p || len > (size_t) (end - p) || len > NOKV_MAX_KEY_SIZE)
+		return -1;
+	e->key = p;
+	e->klen = len;
+	p += len;
+	e->val = NULL;
+	e->vlen = 0;
+	if (e->op != NOKV_KIND_DELETE)
+	{
+		p = nokv_get_varint32(p, end, &len);
+		if (!p || len > (size_t) (end - p))
+			return -1;
+		e->val = p;
+		e->vlen = len;
+		p += len;
+	}
+	*pp = p;
+	return 1;
+}

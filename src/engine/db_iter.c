@@ -1,0 +1,795 @@
+/*-------------------------------------------------------------------------
+ *
+ * db_iter.c
+ *	  Level iterators and the user-facing iterator (nokv_iter).
+ *
+ * A user iterator pins a view (memtables + version) for its whole life and
+ * merges one internal iterator per memtable, per level-0 file and per
+ * deeper level (a level iterator opens its files lazily, so a scan of a
+ * small range touches only the files it needs).  On top of the merged
+ * stream it applies visibility: the newest version at or below the read
+ * version wins, deletes and range tombstones hide keys, and bounds clip the
+ * range.  The direction-switching logic follows LevelDB's DBIter: moving
+ * forward the internal iterator sits on the current entry; moving backward
+ * it sits just before the current key's entries, and the current key and
+ * value are saved copies.
+ *
+ * src/engine/db_iter.c
+ *-------------------------------------------------------------------------
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nokv/db_impl.h"
+#include "nokv/status.h"
+
+/* ---------- level iterator ---------- */
+
+typedef struct level_iter
+{
+	nokv_iiter	base;
+	nokv_db    *db;
+	nokv_version *v;			/* borrowed: the owner holds a reference */
+	int			level;
+	int			index;			/* current file, or -1 */
+	nokv_iiter *child;
+	nokv_error	err;
+} level_iter;
+
+static void
+li_open(level_iter *li, int index)
+{
+	nokv_sst_reader *r;
+
+	nokv_iiter_destroy(li->child);
+	li->child = NULL;
+	li->index = index;
+	if (index < 0 || index >= li->v->nfiles[li->level])
+	{
+		li->index = -1;
+		return;
+	}
+	if (nokv_table_get(li->db, nokv_version_file(li->db, li->v, li->level, index), &r,
+					   &li->err) != NOKV_OK)
+	{
+		li->index = -1;
+		return;
+	}
+	li->child = nokv_sst_iter_new(r);
+}
+
+static bool
+li_child_failed(level_iter *li)
+{
+	if (li->child && nokv_iiter_status(li->child, &li->err) != NOKV_OK)
+	{
+		nokv_iiter_destroy(li->child);
+		li->child = NULL;
+		li->index = -1;
+		return true;
+	}
+	return false;
+}
+
+static void
+li_skip_forward(level_iter *li)
+{
+	while (li->child && !nokv_iiter_valid(li->child) && !li_child_failed(li))
+	{
+		if (li->index + 1 >= li->v->nfiles[li->level])
+		{
+			li_open(li, -1);
+			return;
+		}
+		li_open(li, li->index + 1);
+		if (li->child)
+			nokv_iiter_seek_to_first(li->child);
+	}
+}
+
+static void
+li_skip_backward(level_iter *li)
+{
+	while (li->child && !nokv_iiter_valid(li->child) && !li_child_failed(li))
+	{
+		if (li->index == 0)
+		{
+			li_open(li, -1);
+			return;
+		}
+		li_open(li, li->index - 1);
+		if (li->child)
+			nokv_iiter_seek_to_last(li->child);
+	}
+}
+
+static bool
+li_valid(nokv_iiter *it)
+{
+	level_iter *li = (level_iter *) it;
+
+	return li->err.code == NOKV_OK && li->child && nokv_iiter_valid(li->child);
+}
+
+static void
+li_seek_to_first(nokv_iiter *it)
+{
+	level_iter *li = (level_iter *) it;
+
+	li_open(li, 0);
+	if (li->child)
+		nokv_iiter_seek_to_first(li->child);
+	li_skip_forward(li);
+}
+
+static void
+li_seek_to_last(nokv_iiter *it)
+{
+	level_iter *li = (level_iter *) it;
+
+	li_open(li, li->v->nfiles[li->level] - 1);
+	if (li->child)
+		nokv_iiter_seek_to_last(li->child);
+	li_skip_backward(li);
+}
+
+static void
+li_seek(nokv_iiter *it, const char *k, size_t n)
+{
+	level_iter *li = (level_iter *) it;
+	int			lo = 0,
+				hi = li->v->nfiles[li->level];
+
+	/* first file whose largest key >= k */
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+		nokv_file_meta *f = nokv_version_file(li->db, li->v, li->level, mid);
+
+		if (nokv_ikey_compare(nokv_file_largest(li->db, f), f->largest_len, k, n) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	li_open(li, lo < li->v->nfiles[li->level] ? lo : -1);
+	if (li->child)
+		nokv_iiter_seek(li->child, k, n);
+	li_skip_forward(li);
+}
+
+static void
+li_next(nokv_iiter *it)
+{
+	level_iter *li = (level_iter *) it;
+
+	nokv_iiter_next(li->child);
+	li_skip_forward(li);
+}
+
+static void
+li_prev(nokv_iiter *it)
+{
+	level_iter *li = (level_iter *) it;
+
+	nokv_iiter_prev(li->child);
+	li_skip_backward(li);
+}
+
+static const char *
+li_key(nokv_iiter *it, size_t *n)
+{
+	return nokv_iiter_key(((level_iter *) it)->child, n);
+}
+
+static const char *
+li_value(nokv_iiter *it, size_t *n)
+{
+	return nokv_iiter_value(((level_iter *) it)->child, n);
+}
+
+static int
+li_status(nokv_iiter *it, nokv_error *err)
+{
+	level_iter *li = (level_iter *) it;
+
+	if (li->err.code != NOKV_OK)
+	{
+		if (err)
+			*err = li->err;
+		return li->err.code;
+	}
+	if (li->child)
+		return nokv_iiter_status(li->child, err);
+	return NOKV_OK;
+}
+
+static void
+li_destroy(nokv_iiter *it)
+{
+	level_iter *li = (level_iter *) it;
+
+	nokv_iiter_destroy(li->child);
+	free(li);
+}
+
+static const nokv_iiter_ops level_iter_ops = {
+	.valid = li_valid,
+	.seek_to_first = li_seek_to_first,
+	.seek_to_last = li_seek_to_last,
+	.seek = li_seek,
+	.next = li_next,
+	.prev = li_prev,
+	.key = li_key,
+	.value = li_value,
+	.status = li_status,
+	.destroy = li_destroy,
+};
+
+nokv_iiter *
+nokv_level_iter_new(nokv_db *db, nokv_version *v, int level)
+{
+	level_iter *li = nokv_calloc(1, sizeof(*li));
+
+	li->base.ops = &level_iter_ops;
+	li->db = db;
+	li->v = v;
+	li->level = level;
+	li->index = -1;
+	return &li->base;
+}
+
+/* ---------- user iterator ---------- */
+
+struct nokv_iter
+{
+	nokv_db    *db;
+	nokv_view	view;
+	nokv_iiter *it;				/* merged internal iterator */
+	uint64_t	rv;				/* read version */
+	int			cf;
+	nokv_buf	lower;			/* lookup-key bounds: [lower, upper) */
+	nokv_buf	upper;
+	nokv_range_tombstone *tombs;
+	int			ntombs;
+	void	  **tomb_blocks;	/* malloc'ed blocks the tombstones live in */
+	int			nblocks;
+
+	bool		valid;
+	bool		forward;
+	nokv_buf	saved_key;		/* lookup key (reverse) / skip key (forward) */
+	nokv_buf	saved_value;	/* payload (reverse) */
+	uint64_t	saved_version;
+	nokv_error	err;
+	nokv_buf	scratch;
+};
+
+static bool
+covered(const nokv_iter *di, const char *lkey, size_t lkey_len, uint64_t version)
+{
+	for (int i = 0; i < di->ntombs; i++)
+	{
+		const nokv_range_tombstone *t = &di->tombs[i];
+
+		if (t->version <= di->rv &&
+			nokv_tombstone_covers(t, di->cf, lkey + 1, lkey_len - 1, version))
+			return true;
+	}
+	return false;
+}
+
+static void
+add_tombstones(nokv_iter *di, nokv_range_tombstone *ts, int n)
+{
+	if (!ts)
+		return;
+	di->tomb_blocks = nokv_realloc(di->tomb_blocks, (di->nblocks + 1) * sizeof(void *));
+	di->tomb_blocks[di->nblocks++] = ts;
+	for (int i = 0; i < n; i++)
+	{
+		if (ts[i].cf != di->cf)
+			continue;
+		di->tombs = nokv_realloc(di->tombs, (di->ntombs + 1) * sizeof(nokv_range_tombstone));
+		di->tombs[di->ntombs++] = ts[i];
+	}
+}
+
+static bool
+set_error(nokv_iter *di, const nokv_error *e)
+{
+	if (e && e->code != NOKV_OK && di->err.code == NOKV_OK)
+		di->err = *e;
+	di->valid = false;
+	return false;
+}
+
+/* parse the internal iterator's current key, reporting malformed keys */
+static bool
+current(nokv_iter *di, nokv_ikey_view *kv)
+{
+	size_t		n;
+	const char *k = nokv_iiter_key(di->it, &n);
+
+	if (!nokv_ikey_parse(k, n, kv))
+	{
+		nokv_error	e;
+
+		nokv_error_set(&e, NOKV_CORRUPTION, "malformed internal key of %zu bytes", n);
+		return set_error(di, &e);
+	}
+	return true;
+}
+
+static bool
+internal_ok(nokv_iter *di)
+{
+	if (nokv_iiter_valid(di->it))
+		return true;
+	{
+		nokv_error	e = {0};
+
+		if (nokv_iiter_status(di->it, &e) != NOKV_OK)
+			set_error(di, &e);
+	}
+	return false;
+}
+
+static void
+seek_internal(nokv_iter *di, const char *lkey, size_t lkey_len, uint64_t version, int kind)
+{
+	nokv_buf   *s = &di->scratch;
+
+	nokv_buf_reset(s);
+	nokv_buf_reserve(s, lkey_len + NOKV_IKEY_TRAILER);
+	memcpy(s->data, lkey, lkey_len);
+	nokv_put_be64(s->data + lkey_len, ~version);
+	s->data[lkey_len + 8] = (char) kind;
+	s->len = lkey_len + NOKV_IKEY_TRAILER;
+	nokv_iiter_seek(di->it, s->data, s->len);
+}
+
+static void
+find_next_user_entry(nokv_iter *di, bool skipping)
+{
+	while (internal_ok(di))
+	{
+		nokv_ikey_view kv;
+
+		if (!current(di, &kv))
+			return;
+		if (nokv_lkey_compare(kv.lkey, kv.lkey_len, di->upper.data, di->upper.len) >= 0)
+			break;
+		if (kv.version <= di->rv)
+		{
+			bool		hidden = skipping &&
+				nokv_lkey_compare(kv.lkey, kv.lkey_len, di->saved_key.data, di->saved_key.len) <= 0;
+
+			if (!hidden)
+			{
+				if (kv.kind == NOKV_KIND_DELETE || covered(di, kv.lkey, kv.lkey_len, kv.version))
+				{
+					nokv_buf_reset(&di->saved_key);
+					nokv_buf_append(&di->saved_key, kv.lkey, kv.lkey_len);
+					skipping = true;
+				}
+				else if (kv.kind == NOKV_KIND_PUT)
+				{
+					size_t		vlen;
+					const char *v = nokv_iiter_value(di->it, &vlen);
+					nokv_value_view vv;
+
+					if (!nokv_value_decode(v, vlen, &vv))
+					{
+						nokv_error	e;
+
+						nokv_error_set(&e, NOKV_CORRUPTION, "malformed value record");
+						set_error(di, &e);
+						return;
+					}
+					di->valid = true;
+					return;
+				}
+			}
+		}
+		nokv_iiter_next(di->it);
+	}
+	di->valid = false;
+}
+
+static void
+find_prev_user_entry(nokv_iter *di)
+{
+	int			kind = NOKV_KIND_DELETE;
+
+	while (internal_ok(di))
+	{
+		nokv_ikey_view kv;
+
+		if (!current(di, &kv))
+			return;
+		if (kv.version <= di->rv)
+		{
+			if (kind != NOKV_KIND_DELETE &&
+				nokv_lkey_compare(kv.lkey, kv.lkey_len, di->saved_key.data, di->saved_key.len) < 0)
+				break;			/* found the newest visible version of saved_key */
+			if (kind == NOKV_KIND_DELETE &&
+				nokv_lkey_compare(kv.lkey, kv.lkey_len, di->lower.data, di->lower.len) < 0)
+				break;			/* below the range and nothing pending */
+			kind = kv.kind;
+			if (kind == NOKV_KIND_PUT && covered(di, kv.lkey, kv.lkey_len, kv.version))
+				kind = NOKV_KIND_DELETE;
+			if (kind != NOKV_KIND_PUT)
+			{
+				kind = NOKV_KIND_DELETE;
+				nokv_buf_reset(&di->saved_key);
+				nokv_buf_reset(&di->saved_value);
+			}
+			else
+			{
+				size_t		vlen;
+				const char *v = nokv_iiter_value(di->it, &vlen);
+				nokv_value_view vv;
+
+				if (!nokv_value_decode(v, vlen, &vv))
+				{
+					nokv_error	e;
+
+					nokv_error_set(&e, NOKV_CORRUPTION, "malformed value record");
+					set_error(di, &e);
+					return;
+				}
+				nokv_buf_reset(&di->saved_key);
+				nokv_buf_append(&di->saved_key, kv.lkey, kv.lkey_len);
+				nokv_buf_reset(&di->saved_value);
+				nokv_buf_append(&di->saved_value, vv.payload, vv.payload_len);
+				di->saved_version = kv.version;
+			}
+		}
+		nokv_iiter_prev(di->it);
+	}
+	if (di->err.code != NOKV_OK || kind == NOKV_KIND_DELETE ||
+		nokv_lkey_compare(di->saved_key.data, di->saved_key.len, di->lower.data, di->lower.len) < 0)
+	{
+		di->valid = false;
+		di->forward = true;
+		return;
+	}
+	di->valid = true;
+}
+
+nokv_iter *
+nokv_iter_new(nokv_db *db, const nokv_read_options *ro, int cf)
+{
+	nokv_iter  *di = nokv_calloc(1, sizeof(*di));
+	nokv_iiter **children;
+	int			n = 0;
+	int			cap;
+	nokv_version *v;
+	char		c = (char) cf;
+
+	di->db = db;
+	di->cf = cf;
+	di->forward = true;
+	if (cf < 0 || cf >= NOKV_CF_COUNT)
+	{
+		nokv_error_set(&di->err, NOKV_INVALID_ARGUMENT, "unknown column family %d", cf);
+		di->it = nokv_empty_iter_new(NULL);
+		di->view.version = NULL;
+		return di;
+	}
+	if (ro && ro->snapshot)
+		di->rv = nokv_snapshot_version(ro->snapshot);
+	else if (ro && ro->version)
+		di->rv = ro->version;
+	else
+		di->rv = atomic_load(&db->hdr->last_version);
+
+	nokv_buf_append(&di->lower, &c, 1);
+	if (ro && ro->lower_bound)
+		nokv_buf_append(&di->lower, ro->lower_bound, ro->lower_len);
+	if (ro && ro->upper_bound)
+	{
+		nokv_buf_append(&di->upper, &c, 1);
+		nokv_buf_append(&di->upper, ro->upper_bound, ro->upper_len);
+	}
+	else
+	{
+		char		next = (char) (cf + 1);
+
+		nokv_buf_append(&di->upper, &next, 1);
+	}
+
+	nokv_view_acquire(db, &di->view);
+	v = di->view.version;
+	cap = di->view.nmem + v->nfiles[0] + NOKV_MAX_LEVELS;
+	children = nokv_calloc(cap, sizeof(nokv_iiter *));
+	for (int i = 0; i < di->view.nmem; i++)
+	{
+		nokv_off	mt = db->hdr->slots[di->view.mem_slot[i]].mt;
+		nokv_range_tombstone *ts = NULL;
+		int			nts = 0;
+
+		children[n++] = nokv_memtable_iter_new(&db->ctx, mt);
+		if (nokv_memtable_tombstones(&db->ctx, mt) > 0 &&
+			nokv_memtable_range_tombstones(&db->ctx, mt, &ts, &nts) == NOKV_OK)
+			add_tombstones(di, ts, nts);
+	}
+	for (int level = 0; level < db->hdr->opts.num_levels; level++)
+		for (int i = 0; i < v->nfiles[level]; i++)
+		{
+			nokv_file_meta *f = nokv_version_file(db, v, level, level == 0 ? v->nfiles[0] - 1 - i : i);
+			nokv_sst_reader *r;
+
+			if (level == 0)
+			{
+				if (nokv_table_get(db, f, &r, &di->err) != NOKV_OK)
+					break;
+				children[n++] = nokv_sst_iter_new(r);
+			}
+			if (f->range_deletions)
+			{
+				nokv_range_tombstone *ts = NULL;
+				int			nts = 0;
+
+				if (nokv_table_get(db, f, &r, &di->err) != NOKV_OK ||
+					nokv_sst_range_tombstones(r, &ts, &nts, &di->err) != NOKV_OK)
+					break;
+				add_tombstones(di, ts, nts);
+			}
+		}
+	for (int level = 1; level < db->hdr->opts.num_levels; level++)
+		if (v->nfiles[level] > 0)
+			children[n++] = nokv_level_iter_new(db, v, level);
+	di->it = nokv_merge_iter_new(children, n);
+	free(children);
+	return di;
+}
+
+void
+nokv_iter_free(nokv_iter *di)
+{
+	if (!di)
+		return;
+	nokv_iiter_destroy(di->it);
+	if (di->view.version)
+		nokv_view_release(di->db, &di->view);
+	for (int i = 0; i < di->nblocks; i++)
+		free(di->tomb_blocks[i]);
+	free(di->tomb_blocks);
+	free(di->tombs);
+	nokv_buf_free(&di->lower);
+	nokv_buf_free(&di->upper);
+	nokv_buf_free(&di->saved_key);
+	nokv_buf_free(&di->saved_value);
+	nokv_buf_free(&di->scratch);
+	free(di);
+}
+
+static bool
+usable(nokv_iter *di)
+{
+	di->valid = false;
+	return di->err.code == NOKV_OK;
+}
+
+void
+nokv_iter_seek_to_first(nokv_iter *di)
+{
+	if (!usable(di))
+		return;
+	di->forward = true;
+	nokv_buf_reset(&di->saved_key);
+	seek_internal(di, di->lower.data, di->lower.len, NOKV_VERSION_MAX, NOKV_KIND_SEEK);
+	find_next_user_entry(di, false);
+}
+
+void
+nokv_iter_seek(nokv_iter *di, const void *key, size_t klen)
+{
+	nokv_buf	lk = {0};
+	char		c = (char) di->cf;
+
+	if (!usable(di))
+		return;
+	nokv_buf_append(&lk, &c, 1);
+	nokv_buf_append(&lk, key, klen);
+	if (nokv_lkey_compare(lk.data, lk.len, di->lower.data, di->lower.len) < 0)
+	{
+		nokv_buf_reset(&lk);
+		nokv_buf_append(&lk, di->lower.data, di->lower.len);
+	}
+	di->forward = true;
+	nokv_buf_reset(&di->saved_key);
+	seek_internal(di, lk.data, lk.len, di->rv, NOKV_KIND_SEEK);
+	nokv_buf_free(&lk);
+	find_next_user_entry(di, false);
+}
+
+/* position the internal iterator on the last entry before lkey's versions end */
+static void
+seek_last_at_or_before(nokv_iter *di, const char *lkey, size_t lkey_len, bool inclusive)
+{
+	/* version 0 / kind 0xff sorts after every real version of lkey */
+	if (inclusive)
+		seek_internal(di, lkey, lkey_len, 0, 0xff);
+	else
+		seek_internal(di, lkey, lkey_len, NOKV_VERSION_MAX, NOKV_KIND_SEEK);
+	if (nokv_iiter_valid(di->it))
+		nokv_iiter_prev(di->it);
+	else if (nokv_iiter_status(di->it, NULL) == NOKV_OK)
+		nokv_iiter_seek_to_last(di->it);
+}
+
+void
+nokv_iter_seek_to_last(nokv_iter *di)
+{
+	if (!usable(di))
+		return;
+	di->forward = false;
+	nokv_buf_reset(&di->saved_key);
+	seek_last_at_or_before(di, di->upper.data, di->upper.len, false);
+	find_prev_user_entry(di);
+}
+
+void
+nokv_iter_seek_for_prev(nokv_iter *di, const void *key, size_t klen)
+{
+	nokv_buf	lk = {0};
+	char		c = (char) di->cf;
+
+	if (!usable(di))
+		return;
+	nokv_buf_append(&lk, &c, 1);
+	nokv_buf_append(&lk, key, klen);
+	di->forward = false;
+	nokv_buf_reset(&di->saved_key);
+	if (nokv_lkey_compare(lk.data, lk.len, di->upper.data, di->upper.len) >= 0)
+		seek_last_at_or_before(di, di->upper.data, di->upper.len, false);
+	else
+		seek_last_at_or_before(di, lk.data, lk.len, true);
+	nokv_buf_free(&lk);
+	find_prev_user_entry(di);
+}
+
+void
+nokv_iter_next(nokv_iter *di)
+{
+	if (!di->valid)
+		return;
+	if (!di->forward)
+	{
+		/* the internal iterator sits before this key's entries */
+		di->forward = true;
+		if (nokv_iiter_valid(di->it))
+			nokv_iiter_next(di->it);
+		else
+			seek_internal(di, di->lower.data, di->lower.len, NOKV_VERSION_MAX, NOKV_KIND_SEEK);
+	}
+	else
+	{
+		nokv_ikey_view kv;
+
+		if (!current(di, &kv))
+			return;
+		nokv_buf_reset(&di->saved_key);
+		nokv_buf_append(&di->saved_key, kv.lkey, kv.lkey_len);
+		nokv_iiter_next(di->it);
+	}
+	find_next_user_entry(di, true);
+}
+
+void
+nokv_iter_prev(nokv_iter *di)
+{
+	if (!di->valid)
+		return;
+	if (di->forward)
+	{
+		nokv_ikey_view kv;
+
+		/* back up until the key changes, then scan backwards as usual */
+		if (!current(di, &kv))
+			return;
+		nokv_buf_reset(&di->saved_key);
+		nokv_buf_append(&di->saved_key, kv.lkey, kv.lkey_len);
+		for (;;)
+		{
+			nokv_iiter_prev(di->it);
+			if (!internal_ok(di))
+			{
+				di->valid = false;
+				return;
+			}
+			if (!current(di, &kv))
+				return;
+			if (nokv_lkey_compare(kv.lkey, kv.lkey_len, di->saved_key.data, di->saved_key.len) < 0)
+				break;
+		}
+		di->forward = false;
+	}
+	find_prev_user_entry(di);
+}
+
+bool
+nokv_iter_valid(const nokv_iter *di)
+{
+	return di->valid;
+}
+
+const char *
+nokv_iter_key(const nokv_iter *di, size_t *klen)
+{
+	if (!di->valid)
+	{
+		*klen = 0;
+		return NULL;
+	}
+	if (!di->forward)
+	{
+		*klen = di->saved_key.len - 1;
+		return di->saved_key.data + 1;
+	}
+	else
+	{
+		size_t		n;
+		const char *k = nokv_iiter_key(di->it, &n);
+
+		*klen = n - 1 - NOKV_IKEY_TRAILER;
+		return k + 1;
+	}
+}
+
+const char *
+nokv_iter_value(const nokv_iter *di, size_t *vlen)
+{
+	if (!di->valid)
+	{
+		*vlen = 0;
+		return NULL;
+	}
+	if (!di->forward)
+	{
+		*vlen = di->saved_value.len;
+		return di->saved_value.data;
+	}
+	else
+	{
+		size_t		n;
+		const char *v = nokv_iiter_value(di->it, &n);
+		nokv_value_view vv;
+
+		if (!nokv_value_decode(v, n, &vv))
+		{
+			*vlen = 0;
+			return "";
+		}
+		*vlen = vv.payload_len;
+		return vv.payload;
+	}
+}
+
+uint64_t
+nokv_iter_version(const nokv_iter *di)
+{
+	if (!di->valid)
+		return 0;
+	if (!di->forward)
+		return di->saved_version;
+	{
+		size_t		n;
+		const char *k = nokv_iiter_key(di->it, &n);
+
+		return nokv_ikey_version(k, n);
+	}
+}
+
+int
+nokv_iter_status(const nokv_iter *di, nokv_error *err)
+{
+	if (di->err.code != NOKV_OK)
+	{
+		if (err)
+			*err = di->err;
+		return di->err.code;
+	}
+	return nokv_iiter_status(di->it, err);
+}
