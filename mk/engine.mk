@@ -18,7 +18,7 @@
 # test/engine/test_*.c (one TAP-producing program each, built against the
 # static library), fuzz targets are test/fuzz/fuzz_*.c (each defines
 # LLVMFuzzerTestOneInput) with optional seed inputs in
-# test/fuzz/seeds/<name>/, benchmark sources are bench/*.c.
+# test/fuzz/seeds/<name without fuzz_>/, benchmark sources are bench/*.c.
 #
 # Knobs: CC, CLANG, EXTRA_CFLAGS, FUZZ_SECONDS (per target, default 15),
 # FUZZ_FLAGS (extra libFuzzer flags), PROVE_FLAGS (default --timer),
@@ -196,7 +196,7 @@ build/fuzz/bin/%: build/fuzz/obj/fuzz/%.o $(FUZZ_ENGINE_OBJS)
 fuzz-build: $(FUZZ_BINS)
 
 # Each target runs for FUZZ_SECONDS on its corpus (build/fuzz/corpus/<name>,
-# seeded from test/fuzz/seeds/<name>/); a crash, leak, timeout or OOM input
+# seeded from test/fuzz/seeds/<name without fuzz_>/); a crash, leak, timeout or OOM input
 # is written to build/fuzz/artifacts/<name>/ and fails the target.  The full
 # libFuzzer log goes to build/fuzz/logs/<name>.log; its tail is printed.
 fuzz: export ASAN_OPTIONS = detect_leaks=1:abort_on_error=1
@@ -213,8 +213,9 @@ fuzz: $(FUZZ_BINS)
 		artifacts=build/fuzz/artifacts/$$name; \
 		log=build/fuzz/logs/$$name.log; \
 		mkdir -p $$corpus $$artifacts; \
-		if [ -d test/fuzz/seeds/$$name ]; then \
-			cp -R test/fuzz/seeds/$$name/. $$corpus/; \
+		seeds=test/fuzz/seeds/$${name#fuzz_}; \
+		if [ -d $$seeds ]; then \
+			cp -R $$seeds/. $$corpus/; \
 		fi; \
 		echo "=== fuzz $$name: $(FUZZ_SECONDS)s, corpus $$corpus ($$(ls $$corpus | wc -l) inputs)"; \
 		if build/fuzz/bin/$$name -max_total_time=$(FUZZ_SECONDS) -timeout=30 \

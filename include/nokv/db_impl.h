@@ -63,11 +63,12 @@ typedef struct nokv_mt_slot
 	int			state;			/* nokv_mt_state, under MEMTABLES */
 	uint64_t	seq;			/* creation order (newer = larger) */
 	uint64_t	wal_segment;	/* own-log mode: its WAL segment */
-	uint64_t	reserved;		/* arena bytes promised to writers, under WRITE */
+	_Atomic uint64_t reserved;	/* worst-case arena bytes of inserts in flight */
 	uint64_t	min_version;	/* under WRITE */
 	uint64_t	max_version;
 	_Atomic int writers;		/* inserts in flight */
-	_Atomic int pins;			/* readers holding it in a view */
+	_Atomic int pins;			/* readers inside a call using it */
+	uint64_t	gen;			/* bumped each time the slot is reset (MEMTABLES) */
 	/* external-log mode: highest position per log applied to this memtable */
 	uint64_t	ext_position[NOKV_MAX_EXTERNAL_LOGS];
 	uint64_t	ext_mask;		/* which logs have a position here */
@@ -236,11 +237,24 @@ typedef struct nokv_view
 {
 	int			nmem;
 	int			mem_slot[NOKV_MAX_MEMTABLES];	/* newest first */
+	uint64_t	mem_gen[NOKV_MAX_MEMTABLES];
+	bool		pinned;			/* memtable pins currently held */
 	nokv_version *version;
 } nokv_view;
 
+/* take a view: memtables pinned, version referenced */
 void		nokv_view_acquire(nokv_db *db, nokv_view *v);
+/* drop pins (if held) and the version reference */
 void		nokv_view_release(nokv_db *db, nokv_view *v);
+
+/*
+ * Long-lived readers (iterators) hold memtable pins only while inside a
+ * call: unpin between calls, re-pin at the next one.  Re-pinning fails
+ * (returns false, nothing pinned) when a slot was recycled meanwhile; the
+ * reader must then take a fresh view.
+ */
+void		nokv_view_unpin(nokv_db *db, nokv_view *v);
+bool		nokv_view_repin(nokv_db *db, nokv_view *v);
 
 /* ---------- versions and files (version.c) ---------- */
 

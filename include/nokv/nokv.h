@@ -148,9 +148,12 @@ typedef struct nokv_filter_entry
 } nokv_filter_entry;
 
 /*
- * Called by compaction for every version that survives version GC.  When it
- * returns NOKV_FILTER_CHANGE it sets *new_value / *new_len to memory that
- * stays valid until the next call.
+ * Called by compaction for every put that survives version GC and that no
+ * snapshot could still read an older state of (version at or below the
+ * safe point).  key/value are the user's key and value, never internal
+ * encodings.  When it returns NOKV_FILTER_CHANGE it sets *new_value /
+ * *new_len to the replacement user value, in memory that stays valid until
+ * the next call.
  */
 typedef nokv_filter_decision (*nokv_compaction_filter_fn) (void *arg,
 														   const nokv_filter_entry *e,

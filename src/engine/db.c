@@ -281,6 +281,44 @@ slot_arena_size(nokv_db *db)
 	return db->hdr->opts.memtable_size;
 }
 
+/*
+ * Would cost more bytes still fit in the slot's arena?  Bytes already used
+ * plus the worst case of inserts in flight: reservations are returned when
+ * an insert finishes, so a memtable fills to its real capacity.
+ */
+static bool
+slot_has_room(nokv_db *db, nokv_mt_slot *s, size_t cost)
+{
+	return nokv_memtable_arena_used(&db->ctx, s->mt) + atomic_load(&s->reserved) + cost <=
+		slot_arena_size(db);
+}
+
+/*
+ * True when no memtable can be freed by background work: every slot that is
+ * not active is flushed but still pinned by a reader's view.  Only the
+ * readers can end that, so writers give up after a while instead of
+ * waiting forever.
+ */
+static bool
+slots_held_by_readers(nokv_db *db)
+{
+	bool		held = true;
+
+	nokv_lock(&db->platform, NOKV_LOCK_MEMTABLES, false);
+	for (int i = 0; i < db->hdr->opts.max_memtables; i++)
+	{
+		int			st = db->hdr->slots[i].state;
+
+		if (st == NOKV_MT_FREE || st == NOKV_MT_IMMUTABLE || st == NOKV_MT_FLUSHING ||
+			(st == NOKV_MT_RETIRED && atomic_load(&db->hdr->slots[i].pins) == 0))
+			held = false;
+	}
+	nokv_unlock(&db->platform, NOKV_LOCK_MEMTABLES);
+	return held;
+}
+
+#define READER_STALL_ROUNDS 100	/* x 100 ms */
+
 /* MEMTABLES held exclusively: find a slot that can become active */
 static int
 find_free_slot(nokv_db *db)
@@ -293,6 +331,8 @@ find_free_slot(nokv_db *db)
 
 		if (s->state == NOKV_MT_RETIRED && atomic_load(&s->pins) == 0)
 		{
+			/* idle iterators notice the new generation and re-read */
+			s->gen++;
 			nokv_memtable_reset(&db->ctx, s->mt);
 			s->state = NOKV_MT_FREE;
 		}
@@ -310,7 +350,7 @@ slot_activate(nokv_db *db, int i, uint64_t wal_segment)
 	s->state = NOKV_MT_ACTIVE;
 	s->seq = ++db->hdr->next_slot_seq;
 	s->wal_segment = wal_segment;
-	s->reserved = 0;
+	atomic_store(&s->reserved, 0);
 	s->min_version = 0;
 	s->max_version = 0;
 	s->ext_mask = 0;
@@ -331,7 +371,9 @@ rotate_locked(nokv_db *db, nokv_error *err)
 	int			i;
 	uint64_t	segment = 0;
 
-	if (old->state == NOKV_MT_ACTIVE && old->reserved == 0)
+	if (old->state == NOKV_MT_ACTIVE && atomic_load(&old->reserved) == 0 &&
+		nokv_memtable_entries(&db->ctx, old->mt) == 0 &&
+		nokv_memtable_tombstones(&db->ctx, old->mt) == 0)
 		return NOKV_OK;			/* nothing to rotate */
 	nokv_lock(&db->platform, NOKV_LOCK_MEMTABLES, true);
 	i = find_free_slot(db);
@@ -365,6 +407,7 @@ int
 nokv_rotate_memtable(nokv_db *db, nokv_error *err)
 {
 	int			rc;
+	int			held_rounds = 0;
 
 	for (;;)
 	{
@@ -376,6 +419,10 @@ nokv_rotate_memtable(nokv_db *db, nokv_error *err)
 			nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
 			if (atomic_load(&db->hdr->bg_error))
 				return nokv_error_set(err, NOKV_IO_ERROR, "%s", db->hdr->bg_error_msg);
+			if (slots_held_by_readers(db) && ++held_rounds > READER_STALL_ROUNDS)
+				return nokv_error_set(err, NOKV_BUSY,
+									  "every memtable is pinned by an open iterator that does not move; "
+									  "move or free the iterator");
 			if (!db->threads)
 			{
 				/* nobody else flushes: make room ourselves */
@@ -411,6 +458,49 @@ batch_cost(const nokv_batch *b)
 	return cost;
 }
 
+typedef struct dup_key
+{
+	int			cf;
+	bool		range;
+	const char *key;
+	size_t		klen;
+} dup_key;
+
+static int
+dup_key_cmp(const void *a, const void *b)
+{
+	const dup_key *x = a,
+			   *y = b;
+
+	if (x->range != y->range)
+		return x->range ? 1 : -1;
+	if (x->cf != y->cf)
+		return x->cf - y->cf;
+	return nokv_lkey_compare(x->key, x->klen, y->key, y->klen);
+}
+
+/* does a point key (or a range start) appear twice in the batch? */
+static bool
+batch_has_duplicates(const nokv_batch *b)
+{
+	const char *p = b->rep.data;
+	const char *end = p + b->rep.len;
+	nokv_batch_entry e;
+	dup_key    *keys = nokv_malloc(b->count * sizeof(dup_key));
+	uint32_t	n = 0;
+	bool		dup = false;
+
+	while (n < b->count && nokv_batch_next(&p, end, &e) == 1)
+		keys[n++] = (dup_key) {
+			.cf = e.cf, .range = e.op == NOKV_KIND_RANGE_DELETE, .key = e.key, .klen = e.klen,
+		};
+	qsort(keys, n, sizeof(dup_key), dup_key_cmp);
+	for (uint32_t i = 1; i < n && !dup; i++)
+		dup = dup_key_cmp(&keys[i - 1], &keys[i]) == 0;
+	free(keys);
+	return dup;
+}
+
 static void
 report_wait(nokv_db *db, int event)
 {
@@ -418,9 +508,14 @@ report_wait(nokv_db *db, int event)
 		db->platform.report_wait(db->platform.arg, event);
 }
 
-/* insert every entry of the batch with versions first, first+1, ... */
+/*
+ * Insert every entry of the batch: with versions first, first+1, ... in
+ * own-log mode, or all at version first in external-log mode (one log record
+ * is one version there).
+ */
 static int
-apply_batch(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t first, nokv_error *err)
+apply_batch(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t first, bool one_version,
+			nokv_error *err)
 {
 	const char *p = b->rep.data;
 	const char *end = p + b->rep.len;
@@ -460,7 +555,8 @@ apply_batch(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t first, nokv_
 		}
 		if (rc != NOKV_OK)
 			return nokv_error_set(err, rc, "memtable insert failed (reserved space exhausted)");
-		version++;
+		if (!one_version)
+			version++;
 	}
 	if (r < 0)
 		return nokv_error_set(err, NOKV_CORRUPTION, "malformed write batch");
@@ -474,9 +570,11 @@ nokv_write(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, nokv_
 	nokv_mt_slot *slot;
 	size_t		cost;
 	uint64_t	first;
+	uint64_t	last;
 	uint64_t	end_lsn = 0;
 	bool		external = hdr->opts.external_log;
 	int			idle_rounds = 0;
+	int			held_rounds = 0;
 	int			rc;
 
 	nokv_error_clear(err);
@@ -489,8 +587,12 @@ nokv_write(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, nokv_
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
 							  "external-log mode needs a version and a log id below %d",
 							  NOKV_MAX_EXTERNAL_LOGS);
-	if (external && wo->version > UINT64_MAX - b->count)
-		return nokv_error_set(err, NOKV_INVALID_ARGUMENT, "batch version overflows");
+	if (external && wo->version == NOKV_VERSION_MAX)
+		return nokv_error_set(err, NOKV_INVALID_ARGUMENT, "version %llu is reserved",
+							  (unsigned long long) wo->version);
+	if (external && b->count > 1 && batch_has_duplicates(b))
+		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
+							  "a key appears twice in one external-log batch; all entries share one version");
 	cost = batch_cost(b);
 	if (cost > slot_arena_size(db) / 2)
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
@@ -519,7 +621,7 @@ nokv_write(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, nokv_
 		slot = active_slot(db);
 		if (atomic_load(&hdr->l0_files) >= hdr->opts.l0_stop_trigger)
 			stall = true;
-		else if (slot->reserved + cost > slot_arena_size(db))
+		else if (!slot_has_room(db, slot, cost))
 		{
 			rc = rotate_locked(db, err);
 			if (rc == NOKV_BUSY)
@@ -558,7 +660,23 @@ nokv_write(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, nokv_
 			nokv_lock(&db->platform, NOKV_LOCK_WRITE, true);
 		}
 		else
+		{
 			nokv_cond_wait(&db->platform, NOKV_COND_STALL, NOKV_LOCK_WRITE, 100);
+			if (++held_rounds > READER_STALL_ROUNDS)
+			{
+				nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
+				if (slots_held_by_readers(db))
+				{
+					report_wait(db, 0);
+					atomic_store(&hdr->stats.write_stalled, 0);
+					return nokv_error_set(err, NOKV_BUSY,
+										  "write stalled: every memtable is pinned by an open iterator "
+										  "that does not move; move or free the iterator");
+				}
+				held_rounds = 0;
+				nokv_lock(&db->platform, NOKV_LOCK_WRITE, true);
+			}
+		}
 		report_wait(db, 0);
 		if (atomic_load(&hdr->bg_error) || atomic_load(&hdr->shutting_down))
 		{
@@ -575,8 +693,8 @@ nokv_write(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, nokv_
 	if (external)
 	{
 		first = wo->version;
-		if (first + b->count > hdr->next_version)
-			hdr->next_version = first + b->count;
+		if (first + 1 > hdr->next_version)
+			hdr->next_version = first + 1;
 		if (!(slot->ext_mask & (1ull << wo->log_id)) ||
 			wo->log_position > slot->ext_position[wo->log_id])
 			slot->ext_position[wo->log_id] = wo->log_position;
@@ -602,15 +720,17 @@ nokv_write(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, nokv_
 		}
 		hdr->next_version += b->count;
 	}
+	last = external ? first : first + b->count - 1;
 	if (slot->min_version == 0 || first < slot->min_version)
 		slot->min_version = first;
-	if (first + b->count - 1 > slot->max_version)
-		slot->max_version = first + b->count - 1;
-	slot->reserved += cost;
+	if (last > slot->max_version)
+		slot->max_version = last;
+	atomic_fetch_add(&slot->reserved, cost);
 	atomic_fetch_add(&slot->writers, 1);
 	nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
 
-	rc = apply_batch(db, slot->mt, b, first, err);
+	rc = apply_batch(db, slot->mt, b, first, external, err);
+	atomic_fetch_sub(&slot->reserved, cost);
 	atomic_fetch_sub(&slot->writers, 1);
 	if (rc != NOKV_OK)
 	{
@@ -621,7 +741,6 @@ nokv_write(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, nokv_
 	/* publish in version order so readers see whole batches, in order */
 	if (external)
 	{
-		uint64_t	last = first + b->count - 1;
 		uint64_t	cur = atomic_load(&hdr->last_version);
 
 		while (cur < last && !atomic_compare_exchange_weak(&hdr->last_version, &cur, last))
@@ -637,7 +756,7 @@ nokv_write(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, nokv_
 				nokv_cond_wait(&db->platform, NOKV_COND_PUBLISH, NOKV_LOCK_WRITE, 100);
 			report_wait(db, 0);
 		}
-		atomic_store(&hdr->last_version, first + b->count - 1);
+		atomic_store(&hdr->last_version, last);
 		nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
 		nokv_cond_broadcast(&db->platform, NOKV_COND_PUBLISH);
 	}
@@ -684,17 +803,10 @@ nokv_delete(nokv_db *db, int cf, const void *key, size_t klen, nokv_error *err)
 int
 nokv_sync_wal(nokv_db *db, nokv_error *err)
 {
-	uint64_t	lsn;
-	int			rc;
-
 	if (!db->wal)
 		return NOKV_OK;
-	nokv_lock(&db->platform, NOKV_LOCK_WRITE, true);
-	rc = nokv_wal_append(db->wal, NULL, 0, &lsn, err);
-	nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
-	if (rc != NOKV_OK)
-		return rc;
-	return nokv_wal_sync(db->wal, lsn, err);
+	/* an LSN past the end means "everything appended so far" */
+	return nokv_wal_sync(db->wal, UINT64_MAX, err);
 }
 
 uint64_t
@@ -778,6 +890,7 @@ nokv_flush_one(nokv_db *db, nokv_error *err)
 	uint64_t	number;
 	nokv_sst_props props;
 	nokv_version_edit edit;
+	uint64_t	flushed_bytes = 0;
 	bool		empty;
 	int			rc;
 	int			expected = 0;
@@ -863,6 +976,7 @@ nokv_flush_one(nokv_db *db, nokv_error *err)
 		}
 	rc = nokv_log_and_apply(db, &edit, err);
 	nokv_edit_free(&edit);
+	flushed_bytes = props.file_size;
 	nokv_sst_props_free(&props);
 	if (rc != NOKV_OK)
 	{
@@ -888,8 +1002,11 @@ nokv_flush_one(nokv_db *db, nokv_error *err)
 				 (unsigned long long) slot->wal_segment);
 		unlink(path);
 	}
-	atomic_fetch_add(&hdr->stats.flushes, 1);
-	atomic_fetch_add(&hdr->stats.flush_bytes, empty ? 0 : props.file_size);
+	if (!empty)
+	{
+		atomic_fetch_add(&hdr->stats.flushes, 1);
+		atomic_fetch_add(&hdr->stats.flush_bytes, flushed_bytes);
+	}
 	atomic_store(&hdr->flush_running, 0);
 	nokv_cond_broadcast(&db->platform, NOKV_COND_STALL);
 	nokv_cond_broadcast(&db->platform, NOKV_COND_BGWORK);
@@ -1081,6 +1198,7 @@ nokv_get(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, size
 	nokv_buf	scratch = {0};
 	char		stack[STACK_KEY_BUF];
 	char	   *lkey;
+	char	   *seek_key;
 	size_t		lkey_len = klen + 1;
 	uint64_t	rv = read_version_of(db, ro);
 	bool		external = db->hdr->opts.external_log;
@@ -1093,7 +1211,9 @@ nokv_get(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, size
 	if (klen > NOKV_MAX_KEY_SIZE || (klen && !key))
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT, "key of %zu bytes exceeds the maximum of %d",
 							  klen, NOKV_MAX_KEY_SIZE);
-	lkey = lkey_len <= sizeof(stack) ? stack : nokv_malloc(lkey_len);
+	lkey = lkey_len + NOKV_IKEY_TRAILER <= sizeof(stack) ? stack
+		: nokv_malloc(lkey_len + NOKV_IKEY_TRAILER);
+	seek_key = lkey;
 	lkey[0] = (char) cf;
 	if (klen)
 		memcpy(lkey + 1, key, klen);
@@ -1136,7 +1256,18 @@ nokv_get(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, size
 			break;
 	}
 
-	/* deeper levels: at most one file per level can hold the key */
+	/*
+	 * Deeper levels: at most one file per level can hold the key's visible
+	 * version: the first whose largest internal key is at or after the seek
+	 * key.  Comparing lookup keys alone is not enough: a file may end with
+	 * a range-tombstone bound (k, MAX) while the next file starts with k.
+	 */
+	if (rc >= 0 && !gs.found)
+	{
+		/* the lookup key buffer has room for the trailer */
+		nokv_put_be64(seek_key + lkey_len, ~rv);
+		seek_key[lkey_len + 8] = NOKV_KIND_SEEK;
+	}
 	for (int level = 1; rc >= 0 && !gs.found && level < db->hdr->opts.num_levels; level++)
 	{
 		int			n = view.version->nfiles[level];
@@ -1148,8 +1279,8 @@ nokv_get(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, size
 			int			mid = (lo + hi) / 2;
 			nokv_file_meta *f = nokv_version_file(db, view.version, level, mid);
 
-			if (nokv_lkey_compare(nokv_file_largest(db, f), f->largest_len - NOKV_IKEY_TRAILER,
-								  lkey, lkey_len) < 0)
+			if (nokv_ikey_compare(nokv_file_largest(db, f), f->largest_len,
+								  seek_key, lkey_len + NOKV_IKEY_TRAILER) < 0)
 				lo = mid + 1;
 			else
 				hi = mid;
@@ -1375,7 +1506,7 @@ replay_record(void *arg, const char *payload, size_t len, nokv_error *err)
 	cost = batch_cost(&b);
 
 	slot = active_slot(db);
-	if (slot->reserved + cost > slot_arena_size(db))
+	if (!slot_has_room(db, slot, cost))
 	{
 		/* memtable full during replay: flush it and continue in a fresh one */
 		int			i;
@@ -1396,12 +1527,11 @@ replay_record(void *arg, const char *payload, size_t len, nokv_error *err)
 			return -fr;
 		slot = active_slot(db);
 	}
-	slot->reserved += cost;
 	if (slot->min_version == 0 || first < slot->min_version)
 		slot->min_version = first;
 	if (first + count - 1 > slot->max_version)
 		slot->max_version = first + count - 1;
-	r = apply_batch(db, slot->mt, &b, first, err);
+	r = apply_batch(db, slot->mt, &b, first, false, err);
 	if (r != NOKV_OK)
 		return r;
 	if (first + count - 1 > rc->max_version)
@@ -1424,6 +1554,9 @@ typedef struct dir_listing
 	int			nwal;
 	uint64_t   *sst;
 	int			nsst;
+	uint64_t   *manifest;
+	int			nmanifest;
+	bool		has_current;
 	uint64_t	max_number;
 } dir_listing;
 
@@ -1433,7 +1566,8 @@ list_dir(const char *dir, dir_listing *l, bool remove_temps, nokv_error *err)
 	DIR		   *d = opendir(dir);
 	struct dirent *de;
 	int			capw = 0,
-				caps = 0;
+				caps = 0,
+				capm = 0;
 
 	memset(l, 0, sizeof(*l));
 	if (!d)
@@ -1457,6 +1591,14 @@ list_dir(const char *dir, dir_listing *l, bool remove_temps, nokv_error *err)
 				l->sst = nokv_realloc(l->sst, (caps = caps * 2 + 16) * sizeof(uint64_t));
 			l->sst[l->nsst++] = number;
 		}
+		else if (k == NOKV_FILE_MANIFEST)
+		{
+			if (l->nmanifest == capm)
+				l->manifest = nokv_realloc(l->manifest, (capm = capm * 2 + 4) * sizeof(uint64_t));
+			l->manifest[l->nmanifest++] = number;
+		}
+		else if (k == NOKV_FILE_CURRENT)
+			l->has_current = true;
 		else if (k == NOKV_FILE_TEMP && remove_temps)
 		{
 			char		path[NOKV_DIR_MAX + 300];
@@ -1467,8 +1609,10 @@ list_dir(const char *dir, dir_listing *l, bool remove_temps, nokv_error *err)
 		}
 	}
 	closedir(d);
-	qsort(l->wal, l->nwal, sizeof(uint64_t), cmp_u64);
-	qsort(l->sst, l->nsst, sizeof(uint64_t), cmp_u64);
+	if (l->nwal > 1)
+		qsort(l->wal, l->nwal, sizeof(uint64_t), cmp_u64);
+	if (l->nsst > 1)
+		qsort(l->sst, l->nsst, sizeof(uint64_t), cmp_u64);
 	return NOKV_OK;
 }
 
@@ -1515,6 +1659,28 @@ recover(nokv_db *db, nokv_error *err)
 	int			rc;
 
 	nokv_manifest_state_init(&st);
+	rc = list_dir(hdr->dir, &dl, false, err);
+	if (rc != NOKV_OK)
+		goto out;
+	if (!dl.has_current && dl.nmanifest > 0 && dl.nsst == 0 && dl.nwal == 0)
+	{
+		/*
+		 * The very first manifest was renamed into place but CURRENT was
+		 * never written: nothing else exists yet, so this is a new database
+		 * whose creation was interrupted, not lost data.
+		 */
+		for (int i = 0; i < dl.nmanifest; i++)
+		{
+			char		path[NOKV_DIR_MAX + 32];
+
+			snprintf(path, sizeof(path), NOKV_MANIFEST_FMT, hdr->dir,
+					 (unsigned long long) dl.manifest[i]);
+			unlink(path);
+		}
+	}
+	free(dl.wal);
+	free(dl.sst);
+	free(dl.manifest);
 	rc = nokv_manifest_recover(hdr->dir, &st, err);
 	if (rc == NOKV_NOT_FOUND)
 	{
@@ -1549,6 +1715,17 @@ recover(nokv_db *db, nokv_error *err)
 	if (rc == NOKV_OK)
 		rc = nokv_manifest_start(db, fresh ? NULL : &st, err);
 
+	/* manifests CURRENT does not name are leftovers of a rewrite */
+	for (int i = 0; rc == NOKV_OK && i < dl.nmanifest; i++)
+		if (dl.manifest[i] != hdr->manifest_number)
+		{
+			char		path[NOKV_DIR_MAX + 32];
+
+			snprintf(path, sizeof(path), NOKV_MANIFEST_FMT, hdr->dir,
+					 (unsigned long long) dl.manifest[i]);
+			unlink(path);
+		}
+
 	/* SSTs the manifest does not know are leftovers of interrupted work */
 	for (int i = 0; rc == NOKV_OK && i < dl.nsst; i++)
 		if (!state_has_file(&st, dl.sst[i]))
@@ -1582,6 +1759,14 @@ recover(nokv_db *db, nokv_error *err)
 				active_slot(db)->wal_segment = dl.wal[i];
 			rc = nokv_wal_replay_segment(hdr->dir, dl.wal[i], i == dl.nwal - 1,
 										 replay_record, &rctx, &valid_end, err);
+
+			/*
+			 * Cut a torn tail off the newest segment now: once a new segment
+			 * exists, a torn record in an older one would read as corruption
+			 * if we crashed before the replayed data is flushed.
+			 */
+			if (rc == NOKV_OK && i == dl.nwal - 1)
+				rc = nokv_wal_truncate_segment(hdr->dir, dl.wal[i], valid_end, err);
 		}
 		if (rc == NOKV_OK)
 		{
@@ -1631,6 +1816,7 @@ recover(nokv_db *db, nokv_error *err)
 	}
 	free(dl.wal);
 	free(dl.sst);
+	free(dl.manifest);
 out:
 	nokv_manifest_state_free(&st);
 	return rc;

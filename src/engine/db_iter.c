@@ -240,12 +240,23 @@ nokv_level_iter_new(nokv_db *db, nokv_version *v, int level)
 
 /* ---------- user iterator ---------- */
 
+/*
+ * Between calls an iterator holds its version reference and registered
+ * snapshot but no memtable pins: memtable slots are a fixed pool, and an
+ * idle cursor must not stop writers from recycling flushed memtables.  Each
+ * call re-pins; if a slot was recycled meanwhile, the iterator takes a fresh
+ * view at the same read version (its snapshot kept every version it can
+ * see) and re-positions.  The current key and value are copied out at the
+ * end of every call, so nothing returned to the caller points into shared
+ * memory that could be recycled.
+ */
 struct nokv_iter
 {
 	nokv_db    *db;
 	nokv_view	view;
 	nokv_iiter *it;				/* merged internal iterator */
 	uint64_t	rv;				/* read version */
+	nokv_snapshot *own_snap;	/* registered when the caller gave none */
 	int			cf;
 	nokv_buf	lower;			/* lookup-key bounds: [lower, upper) */
 	nokv_buf	upper;
@@ -256,9 +267,17 @@ struct nokv_iter
 
 	bool		valid;
 	bool		forward;
-	nokv_buf	saved_key;		/* lookup key (reverse) / skip key (forward) */
-	nokv_buf	saved_value;	/* payload (reverse) */
+	bool		advanced;		/* forward: internal iterator already past cur */
+	nokv_buf	saved_key;		/* skip key (forward) / candidate (reverse) */
+	nokv_buf	saved_value;	/* candidate payload (reverse) */
 	uint64_t	saved_version;
+
+	/* the current entry, copied out for the caller */
+	nokv_buf	cur_ikey;		/* forward only: where to re-position */
+	nokv_buf	cur_key;		/* lookup key */
+	nokv_buf	cur_value;		/* payload */
+	uint64_t	cur_version;
+
 	nokv_error	err;
 	nokv_buf	scratch;
 };
@@ -347,6 +366,20 @@ seek_internal(nokv_iter *di, const char *lkey, size_t lkey_len, uint64_t version
 	nokv_iiter_seek(di->it, s->data, s->len);
 }
 
+static bool
+decode_value(nokv_iter *di, const char *v, size_t vlen, nokv_value_view *vv)
+{
+	if (nokv_value_decode(v, vlen, vv))
+		return true;
+	{
+		nokv_error	e;
+
+		nokv_error_set(&e, NOKV_CORRUPTION, "malformed value record of %zu bytes", vlen);
+		set_error(di, &e);
+	}
+	return false;
+}
+
 static void
 find_next_user_entry(nokv_iter *di, bool skipping)
 {
@@ -376,15 +409,19 @@ find_next_user_entry(nokv_iter *di, bool skipping)
 					size_t		vlen;
 					const char *v = nokv_iiter_value(di->it, &vlen);
 					nokv_value_view vv;
+					size_t		klen;
+					const char *k = nokv_iiter_key(di->it, &klen);
 
-					if (!nokv_value_decode(v, vlen, &vv))
-					{
-						nokv_error	e;
-
-						nokv_error_set(&e, NOKV_CORRUPTION, "malformed value record");
-						set_error(di, &e);
+					if (!decode_value(di, v, vlen, &vv))
 						return;
-					}
+					nokv_buf_reset(&di->cur_ikey);
+					nokv_buf_append(&di->cur_ikey, k, klen);
+					nokv_buf_reset(&di->cur_key);
+					nokv_buf_append(&di->cur_key, kv.lkey, kv.lkey_len);
+					nokv_buf_reset(&di->cur_value);
+					nokv_buf_append(&di->cur_value, vv.payload, vv.payload_len);
+					di->cur_version = kv.version;
+					di->advanced = false;
 					di->valid = true;
 					return;
 				}
@@ -429,14 +466,8 @@ find_prev_user_entry(nokv_iter *di)
 				const char *v = nokv_iiter_value(di->it, &vlen);
 				nokv_value_view vv;
 
-				if (!nokv_value_decode(v, vlen, &vv))
-				{
-					nokv_error	e;
-
-					nokv_error_set(&e, NOKV_CORRUPTION, "malformed value record");
-					set_error(di, &e);
+				if (!decode_value(di, v, vlen, &vv))
 					return;
-				}
 				nokv_buf_reset(&di->saved_key);
 				nokv_buf_append(&di->saved_key, kv.lkey, kv.lkey_len);
 				nokv_buf_reset(&di->saved_value);
@@ -453,55 +484,26 @@ find_prev_user_entry(nokv_iter *di)
 		di->forward = true;
 		return;
 	}
+	nokv_buf_reset(&di->cur_key);
+	nokv_buf_append(&di->cur_key, di->saved_key.data, di->saved_key.len);
+	nokv_buf_reset(&di->cur_value);
+	nokv_buf_append(&di->cur_value, di->saved_value.data, di->saved_value.len);
+	di->cur_version = di->saved_version;
 	di->valid = true;
 }
 
-nokv_iter *
-nokv_iter_new(nokv_db *db, const nokv_read_options *ro, int cf)
+/* merge every source of a fresh view into di->it and gather tombstones */
+static void
+iter_build(nokv_iter *di)
 {
-	nokv_iter  *di = nokv_calloc(1, sizeof(*di));
+	nokv_db    *db = di->db;
 	nokv_iiter **children;
 	int			n = 0;
-	int			cap;
 	nokv_version *v;
-	char		c = (char) cf;
-
-	di->db = db;
-	di->cf = cf;
-	di->forward = true;
-	if (cf < 0 || cf >= NOKV_CF_COUNT)
-	{
-		nokv_error_set(&di->err, NOKV_INVALID_ARGUMENT, "unknown column family %d", cf);
-		di->it = nokv_empty_iter_new(NULL);
-		di->view.version = NULL;
-		return di;
-	}
-	if (ro && ro->snapshot)
-		di->rv = nokv_snapshot_version(ro->snapshot);
-	else if (ro && ro->version)
-		di->rv = ro->version;
-	else
-		di->rv = atomic_load(&db->hdr->last_version);
-
-	nokv_buf_append(&di->lower, &c, 1);
-	if (ro && ro->lower_bound)
-		nokv_buf_append(&di->lower, ro->lower_bound, ro->lower_len);
-	if (ro && ro->upper_bound)
-	{
-		nokv_buf_append(&di->upper, &c, 1);
-		nokv_buf_append(&di->upper, ro->upper_bound, ro->upper_len);
-	}
-	else
-	{
-		char		next = (char) (cf + 1);
-
-		nokv_buf_append(&di->upper, &next, 1);
-	}
 
 	nokv_view_acquire(db, &di->view);
 	v = di->view.version;
-	cap = di->view.nmem + v->nfiles[0] + NOKV_MAX_LEVELS;
-	children = nokv_calloc(cap, sizeof(nokv_iiter *));
+	children = nokv_calloc(di->view.nmem + v->nfiles[0] + NOKV_MAX_LEVELS, sizeof(nokv_iiter *));
 	for (int i = 0; i < di->view.nmem; i++)
 	{
 		nokv_off	mt = db->hdr->slots[di->view.mem_slot[i]].mt;
@@ -513,7 +515,7 @@ nokv_iter_new(nokv_db *db, const nokv_read_options *ro, int cf)
 			nokv_memtable_range_tombstones(&db->ctx, mt, &ts, &nts) == NOKV_OK)
 			add_tombstones(di, ts, nts);
 	}
-	for (int level = 0; level < db->hdr->opts.num_levels; level++)
+	for (int level = 0; level < db->hdr->opts.num_levels && di->err.code == NOKV_OK; level++)
 		for (int i = 0; i < v->nfiles[level]; i++)
 		{
 			nokv_file_meta *f = nokv_version_file(db, v, level, level == 0 ? v->nfiles[0] - 1 - i : i);
@@ -541,6 +543,118 @@ nokv_iter_new(nokv_db *db, const nokv_read_options *ro, int cf)
 			children[n++] = nokv_level_iter_new(db, v, level);
 	di->it = nokv_merge_iter_new(children, n);
 	free(children);
+}
+
+static void
+iter_teardown(nokv_iter *di)
+{
+	nokv_iiter_destroy(di->it);
+	di->it = NULL;
+	if (di->view.version)
+		nokv_view_release(di->db, &di->view);
+	for (int i = 0; i < di->nblocks; i++)
+		free(di->tomb_blocks[i]);
+	free(di->tomb_blocks);
+	free(di->tombs);
+	di->tomb_blocks = NULL;
+	di->nblocks = 0;
+	di->tombs = NULL;
+	di->ntombs = 0;
+}
+
+/*
+ * Start of every call: re-pin the memtables, or, if one was recycled, take
+ * a fresh view and put the internal iterator back where the caller left
+ * it.  Returns false if the iterator is unusable.
+ */
+static bool
+op_begin(nokv_iter *di)
+{
+	if (di->err.code != NOKV_OK || !di->view.version)
+		return false;
+	if (nokv_view_repin(di->db, &di->view))
+		return true;
+	iter_teardown(di);
+	iter_build(di);
+	if (di->err.code != NOKV_OK)
+	{
+		di->valid = false;
+		return false;
+	}
+	if (!di->valid)
+		return true;			/* callers that need a position seek anyway */
+	if (di->forward)
+	{
+		size_t		n;
+
+		nokv_iiter_seek(di->it, di->cur_ikey.data, di->cur_ikey.len);
+		/* the entry itself may be gone (compaction filter): then we are past it */
+		di->advanced = !nokv_iiter_valid(di->it) ||
+			nokv_ikey_compare(nokv_iiter_key(di->it, &n), n,
+							  di->cur_ikey.data, di->cur_ikey.len) != 0;
+	}
+	else
+	{
+		/* back to "just before the current key's entries" */
+		seek_internal(di, di->cur_key.data, di->cur_key.len, NOKV_VERSION_MAX, NOKV_KIND_SEEK);
+		if (nokv_iiter_valid(di->it))
+			nokv_iiter_prev(di->it);
+		else if (nokv_iiter_status(di->it, NULL) == NOKV_OK)
+			nokv_iiter_seek_to_last(di->it);
+	}
+	return true;
+}
+
+static void
+op_end(nokv_iter *di)
+{
+	if (di->view.version)
+		nokv_view_unpin(di->db, &di->view);
+}
+
+nokv_iter *
+nokv_iter_new(nokv_db *db, const nokv_read_options *ro, int cf)
+{
+	nokv_iter  *di = nokv_calloc(1, sizeof(*di));
+	char		c = (char) cf;
+
+	di->db = db;
+	di->cf = cf;
+	di->forward = true;
+	if (cf < 0 || cf >= NOKV_CF_COUNT)
+	{
+		nokv_error_set(&di->err, NOKV_INVALID_ARGUMENT, "unknown column family %d", cf);
+		return di;
+	}
+	if (ro && ro->snapshot)
+		di->rv = nokv_snapshot_version(ro->snapshot);
+	else if (ro && ro->version)
+		di->rv = ro->version;
+	else
+	{
+		/* pin what this iterator can see against compaction GC */
+		di->own_snap = nokv_snapshot_acquire(db, &di->err);
+		if (!di->own_snap)
+			return di;
+		di->rv = nokv_snapshot_version(di->own_snap);
+	}
+
+	nokv_buf_append(&di->lower, &c, 1);
+	if (ro && ro->lower_bound)
+		nokv_buf_append(&di->lower, ro->lower_bound, ro->lower_len);
+	if (ro && ro->upper_bound)
+	{
+		nokv_buf_append(&di->upper, &c, 1);
+		nokv_buf_append(&di->upper, ro->upper_bound, ro->upper_len);
+	}
+	else
+	{
+		char		next = (char) (cf + 1);
+
+		nokv_buf_append(&di->upper, &next, 1);
+	}
+	iter_build(di);
+	op_end(di);
 	return di;
 }
 
@@ -549,37 +663,31 @@ nokv_iter_free(nokv_iter *di)
 {
 	if (!di)
 		return;
-	nokv_iiter_destroy(di->it);
-	if (di->view.version)
-		nokv_view_release(di->db, &di->view);
-	for (int i = 0; i < di->nblocks; i++)
-		free(di->tomb_blocks[i]);
-	free(di->tomb_blocks);
-	free(di->tombs);
+	iter_teardown(di);
+	if (di->own_snap)
+		nokv_snapshot_release(di->db, di->own_snap);
 	nokv_buf_free(&di->lower);
 	nokv_buf_free(&di->upper);
 	nokv_buf_free(&di->saved_key);
 	nokv_buf_free(&di->saved_value);
+	nokv_buf_free(&di->cur_ikey);
+	nokv_buf_free(&di->cur_key);
+	nokv_buf_free(&di->cur_value);
 	nokv_buf_free(&di->scratch);
 	free(di);
-}
-
-static bool
-usable(nokv_iter *di)
-{
-	di->valid = false;
-	return di->err.code == NOKV_OK;
 }
 
 void
 nokv_iter_seek_to_first(nokv_iter *di)
 {
-	if (!usable(di))
+	di->valid = false;
+	if (!op_begin(di))
 		return;
 	di->forward = true;
 	nokv_buf_reset(&di->saved_key);
 	seek_internal(di, di->lower.data, di->lower.len, NOKV_VERSION_MAX, NOKV_KIND_SEEK);
 	find_next_user_entry(di, false);
+	op_end(di);
 }
 
 void
@@ -588,7 +696,8 @@ nokv_iter_seek(nokv_iter *di, const void *key, size_t klen)
 	nokv_buf	lk = {0};
 	char		c = (char) di->cf;
 
-	if (!usable(di))
+	di->valid = false;
+	if (!op_begin(di))
 		return;
 	nokv_buf_append(&lk, &c, 1);
 	nokv_buf_append(&lk, key, klen);
@@ -602,9 +711,10 @@ nokv_iter_seek(nokv_iter *di, const void *key, size_t klen)
 	seek_internal(di, lk.data, lk.len, di->rv, NOKV_KIND_SEEK);
 	nokv_buf_free(&lk);
 	find_next_user_entry(di, false);
+	op_end(di);
 }
 
-/* position the internal iterator on the last entry before lkey's versions end */
+/* position the internal iterator on the last entry at or before lkey's entries */
 static void
 seek_last_at_or_before(nokv_iter *di, const char *lkey, size_t lkey_len, bool inclusive)
 {
@@ -622,12 +732,14 @@ seek_last_at_or_before(nokv_iter *di, const char *lkey, size_t lkey_len, bool in
 void
 nokv_iter_seek_to_last(nokv_iter *di)
 {
-	if (!usable(di))
+	di->valid = false;
+	if (!op_begin(di))
 		return;
 	di->forward = false;
 	nokv_buf_reset(&di->saved_key);
 	seek_last_at_or_before(di, di->upper.data, di->upper.len, false);
 	find_prev_user_entry(di);
+	op_end(di);
 }
 
 void
@@ -636,7 +748,8 @@ nokv_iter_seek_for_prev(nokv_iter *di, const void *key, size_t klen)
 	nokv_buf	lk = {0};
 	char		c = (char) di->cf;
 
-	if (!usable(di))
+	di->valid = false;
+	if (!op_begin(di))
 		return;
 	nokv_buf_append(&lk, &c, 1);
 	nokv_buf_append(&lk, key, klen);
@@ -648,6 +761,7 @@ nokv_iter_seek_for_prev(nokv_iter *di, const void *key, size_t klen)
 		seek_last_at_or_before(di, lk.data, lk.len, true);
 	nokv_buf_free(&lk);
 	find_prev_user_entry(di);
+	op_end(di);
 }
 
 void
@@ -655,6 +769,11 @@ nokv_iter_next(nokv_iter *di)
 {
 	if (!di->valid)
 		return;
+	if (!op_begin(di))
+	{
+		di->valid = false;
+		return;
+	}
 	if (!di->forward)
 	{
 		/* the internal iterator sits before this key's entries */
@@ -664,17 +783,12 @@ nokv_iter_next(nokv_iter *di)
 		else
 			seek_internal(di, di->lower.data, di->lower.len, NOKV_VERSION_MAX, NOKV_KIND_SEEK);
 	}
-	else
-	{
-		nokv_ikey_view kv;
-
-		if (!current(di, &kv))
-			return;
-		nokv_buf_reset(&di->saved_key);
-		nokv_buf_append(&di->saved_key, kv.lkey, kv.lkey_len);
+	else if (!di->advanced)
 		nokv_iiter_next(di->it);
-	}
+	nokv_buf_reset(&di->saved_key);
+	nokv_buf_append(&di->saved_key, di->cur_key.data, di->cur_key.len);
 	find_next_user_entry(di, true);
+	op_end(di);
 }
 
 void
@@ -682,31 +796,25 @@ nokv_iter_prev(nokv_iter *di)
 {
 	if (!di->valid)
 		return;
+	if (!op_begin(di))
+	{
+		di->valid = false;
+		return;
+	}
 	if (di->forward)
 	{
-		nokv_ikey_view kv;
-
-		/* back up until the key changes, then scan backwards as usual */
-		if (!current(di, &kv))
-			return;
-		nokv_buf_reset(&di->saved_key);
-		nokv_buf_append(&di->saved_key, kv.lkey, kv.lkey_len);
-		for (;;)
-		{
+		/* back up to before the current key's entries, then scan backwards */
+		seek_internal(di, di->cur_key.data, di->cur_key.len, NOKV_VERSION_MAX, NOKV_KIND_SEEK);
+		if (nokv_iiter_valid(di->it))
 			nokv_iiter_prev(di->it);
-			if (!internal_ok(di))
-			{
-				di->valid = false;
-				return;
-			}
-			if (!current(di, &kv))
-				return;
-			if (nokv_lkey_compare(kv.lkey, kv.lkey_len, di->saved_key.data, di->saved_key.len) < 0)
-				break;
-		}
+		else if (internal_ok(di) || di->err.code == NOKV_OK)
+			nokv_iiter_seek_to_last(di->it);
 		di->forward = false;
 	}
+	nokv_buf_reset(&di->saved_key);
+	nokv_buf_append(&di->saved_key, di->cur_key.data, di->cur_key.len);
 	find_prev_user_entry(di);
+	op_end(di);
 }
 
 bool
@@ -723,19 +831,8 @@ nokv_iter_key(const nokv_iter *di, size_t *klen)
 		*klen = 0;
 		return NULL;
 	}
-	if (!di->forward)
-	{
-		*klen = di->saved_key.len - 1;
-		return di->saved_key.data + 1;
-	}
-	else
-	{
-		size_t		n;
-		const char *k = nokv_iiter_key(di->it, &n);
-
-		*klen = n - 1 - NOKV_IKEY_TRAILER;
-		return k + 1;
-	}
+	*klen = di->cur_key.len - 1;
+	return di->cur_key.data + 1;
 }
 
 const char *
@@ -746,40 +843,14 @@ nokv_iter_value(const nokv_iter *di, size_t *vlen)
 		*vlen = 0;
 		return NULL;
 	}
-	if (!di->forward)
-	{
-		*vlen = di->saved_value.len;
-		return di->saved_value.data;
-	}
-	else
-	{
-		size_t		n;
-		const char *v = nokv_iiter_value(di->it, &n);
-		nokv_value_view vv;
-
-		if (!nokv_value_decode(v, n, &vv))
-		{
-			*vlen = 0;
-			return "";
-		}
-		*vlen = vv.payload_len;
-		return vv.payload;
-	}
+	*vlen = di->cur_value.len;
+	return di->cur_value.data ? di->cur_value.data : "";
 }
 
 uint64_t
 nokv_iter_version(const nokv_iter *di)
 {
-	if (!di->valid)
-		return 0;
-	if (!di->forward)
-		return di->saved_version;
-	{
-		size_t		n;
-		const char *k = nokv_iiter_key(di->it, &n);
-
-		return nokv_ikey_version(k, n);
-	}
+	return di->valid ? di->cur_version : 0;
 }
 
 int
@@ -791,5 +862,7 @@ nokv_iter_status(const nokv_iter *di, nokv_error *err)
 			*err = di->err;
 		return di->err.code;
 	}
+	if (!di->it)
+		return NOKV_OK;
 	return nokv_iiter_status(di->it, err);
 }

@@ -257,7 +257,8 @@ version_build(nokv_db *db, const nokv_version *base, const nokv_version_edit *ed
 		}
 	}
 
-	added = nokv_calloc(edit->n_added + 1, sizeof(uint32_t));
+	added = nokv_malloc((edit->n_added + 1) * sizeof(uint32_t));
+	memset(added, 0xff, (edit->n_added + 1) * sizeof(uint32_t));
 	for (int a = 0; a < edit->n_added; a++)
 	{
 		const nokv_file_desc *d = &edit->added[a];
@@ -315,6 +316,24 @@ version_build(nokv_db *db, const nokv_version *base, const nokv_version_edit *ed
 			continue;
 		qsort(lb[level].idx, lb[level].n, sizeof(uint32_t),
 			  level == 0 ? cmp_by_number : cmp_by_smallest);
+		for (int i = 1; level > 0 && i < lb[level].n; i++)
+		{
+			const nokv_file_meta *a = nokv_file_slot(db, lb[level].idx[i - 1]);
+			const nokv_file_meta *b = nokv_file_slot(db, lb[level].idx[i]);
+
+			if (nokv_ikey_compare(nokv_file_largest(db, a), a->largest_len,
+								  nokv_file_smallest(db, b), b->smallest_len) >= 0)
+			{
+				nokv_heap_free(&db->ctx, voff);
+				for (int l = 0; l < level; l++)
+					nokv_heap_free(&db->ctx, v->files[l]);
+				rc = nokv_error_set(err, NOKV_CORRUPTION,
+									"files %llu and %llu overlap in level %d",
+									(unsigned long long) a->number,
+									(unsigned long long) b->number, level);
+				goto fail;
+			}
+		}
 		v->files[level] = heap_copy(db, (const char *) lb[level].idx,
 									lb[level].n * sizeof(uint32_t));
 		if (!v->files[level])
@@ -340,7 +359,8 @@ version_build(nokv_db *db, const nokv_version *base, const nokv_version_edit *ed
 
 fail:
 	for (int a = 0; a < edit->n_added; a++)
-		if (added && added[a] && atomic_load(&nokv_file_slot(db, added[a])->refs) == 0)
+		if (added && added[a] != UINT32_MAX &&
+			atomic_load(&nokv_file_slot(db, added[a])->refs) == 0)
 			file_slot_free(db, added[a]);
 	for (int level = 0; level < NOKV_MAX_LEVELS; level++)
 		free(lb[level].idx);
@@ -520,6 +540,19 @@ nokv_log_and_apply(nokv_db *db, nokv_version_edit *edit, nokv_error *err)
 		edit->log_number = hdr->log_number;
 	}
 
+	/*
+	 * Build the new version first: an edit the in-memory state cannot take
+	 * (overlapping files, heap exhausted) must never become durable.
+	 */
+	base = nokv_version_current(db);
+	rc = version_build(db, base, edit, &v, err);
+	nokv_version_unref(db, base);
+	if (rc != NOKV_OK)
+	{
+		nokv_unlock(&db->platform, NOKV_LOCK_MANIFEST);
+		return rc;
+	}
+
 	rc = manifest_writer_ready(db, err);
 	if (rc == NOKV_OK)
 		rc = nokv_manifest_append(db->manifest, edit, err);
@@ -530,6 +563,7 @@ nokv_log_and_apply(nokv_db *db, nokv_version_edit *edit, nokv_error *err)
 			nokv_manifest_writer_close(db->manifest);
 		db->manifest = NULL;
 		nokv_unlock(&db->platform, NOKV_LOCK_MANIFEST);
+		nokv_version_unref(db, v);
 		return rc;
 	}
 	hdr->manifest_size = nokv_manifest_writer_size(db->manifest);
@@ -539,20 +573,6 @@ nokv_log_and_apply(nokv_db *db, nokv_version_edit *edit, nokv_error *err)
 			edit->ext[i].position > hdr->ext_flushed[edit->ext[i].log_id])
 			hdr->ext_flushed[edit->ext[i].log_id] = edit->ext[i].position;
 
-	base = nokv_version_current(db);
-	rc = version_build(db, base, edit, &v, err);
-	nokv_version_unref(db, base);
-	if (rc != NOKV_OK)
-	{
-		/*
-		 * The edit is durable but could not be applied in memory: the shared
-		 * state no longer matches the manifest, so refuse further writes
-		 * until the engine is reopened (recovery replays the manifest).
-		 */
-		nokv_set_bg_error(db, err);
-		nokv_unlock(&db->platform, NOKV_LOCK_MANIFEST);
-		return rc;
-	}
 	nokv_lock(&db->platform, NOKV_LOCK_VERSION, true);
 	version_install(db, v);
 	nokv_unlock(&db->platform, NOKV_LOCK_VERSION);
@@ -610,9 +630,11 @@ nokv_view_acquire(nokv_db *db, nokv_view *view)
 			s->state == NOKV_MT_FLUSHING)
 		{
 			atomic_fetch_add(&s->pins, 1);
+			view->mem_gen[view->nmem] = s->gen;
 			view->mem_slot[view->nmem++] = i;
 		}
 	}
+	view->pinned = true;
 	view->version = nokv_version_current(db);
 	nokv_unlock(&db->platform, NOKV_LOCK_MEMTABLES);
 
@@ -622,20 +644,26 @@ nokv_view_acquire(nokv_db *db, nokv_view *view)
 		int			x = view->mem_slot[i];
 		int			j = i - 1;
 
+		uint64_t	g = view->mem_gen[i];
+
 		while (j >= 0 && hdr->slots[view->mem_slot[j]].seq < hdr->slots[x].seq)
 		{
 			view->mem_slot[j + 1] = view->mem_slot[j];
+			view->mem_gen[j + 1] = view->mem_gen[j];
 			j--;
 		}
 		view->mem_slot[j + 1] = x;
+		view->mem_gen[j + 1] = g;
 	}
 }
 
 void
-nokv_view_release(nokv_db *db, nokv_view *view)
+nokv_view_unpin(nokv_db *db, nokv_view *view)
 {
 	bool		wake = false;
 
+	if (!view->pinned)
+		return;
 	for (int i = 0; i < view->nmem; i++)
 	{
 		nokv_mt_slot *s = &db->hdr->slots[view->mem_slot[i]];
@@ -643,11 +671,39 @@ nokv_view_release(nokv_db *db, nokv_view *view)
 		if (atomic_fetch_sub(&s->pins, 1) == 1 && s->state == NOKV_MT_RETIRED)
 			wake = true;
 	}
+	view->pinned = false;
+	if (wake)
+		nokv_cond_broadcast(&db->platform, NOKV_COND_STALL);
+}
+
+bool
+nokv_view_repin(nokv_db *db, nokv_view *view)
+{
+	bool		same = true;
+
+	if (view->pinned)
+		return true;
+	/* shared MEMTABLES: a slot cannot be reset between the check and the pin */
+	nokv_lock(&db->platform, NOKV_LOCK_MEMTABLES, false);
+	for (int i = 0; i < view->nmem && same; i++)
+		same = db->hdr->slots[view->mem_slot[i]].gen == view->mem_gen[i];
+	if (same)
+	{
+		for (int i = 0; i < view->nmem; i++)
+			atomic_fetch_add(&db->hdr->slots[view->mem_slot[i]].pins, 1);
+		view->pinned = true;
+	}
+	nokv_unlock(&db->platform, NOKV_LOCK_MEMTABLES);
+	return same;
+}
+
+void
+nokv_view_release(nokv_db *db, nokv_view *view)
+{
+	nokv_view_unpin(db, view);
 	view->nmem = 0;
 	nokv_version_unref(db, view->version);
 	view->version = NULL;
-	if (wake)
-		nokv_cond_broadcast(&db->platform, NOKV_COND_STALL);
 }
 
 /* ---------- per-process table cache ---------- */

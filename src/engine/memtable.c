@@ -1,0 +1,988 @@
+/*-------------------------------------------------------------------------
+ *
+ * memtable.c
+ *	  Arena + lock-free skiplist memtable living in the shared region.
+ *
+ * A memtable is a 128-byte header followed by a fixed arena.  Every node is
+ * one bump allocation from the arena holding its header, its tower of next
+ * links and then the key and value bytes inline, so an insert costs one
+ * atomic fetch-add for space plus one compare-and-swap per level, and a
+ * reader touching a node usually finds its key in the same cache line.
+ *
+ * Links are uint32 offsets from the arena start (0 = nil; the first 8 arena
+ * bytes are never handed out), never pointers: the region may be mapped at
+ * a different address in every process, and a fork()ed child, a second
+ * mapping of the same memory or an unrelated process attaching later all
+ * read the same list.  Lock-free 32/64-bit C11 atomics are address-free, so
+ * the compare-and-swaps work across processes as they do across threads.
+ *
+ * The skiplist is the LevelDB/Badger design: a node is linked bottom-up,
+ * each level with a release compare-and-swap on its predecessor's link, so
+ * once a node is reachable at level i it is already fully linked at every
+ * level below; readers follow links with acquire loads and never lock.
+ * Nodes are never unlinked or freed individually; the whole memtable is
+ * reset after its contents have been flushed.
+ *
+ * Two skiplists share the arena: point entries ordered by
+ * nokv_ikey_compare, and range tombstones stored as the internal key
+ * (cf, start, version, NOKV_KIND_RANGE_DELETE) with the end key as value,
+ * ordered by that internal key and then by end key.
+ *
+ * src/engine/memtable.c
+ *-------------------------------------------------------------------------
+ */
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nokv/coding.h"
+#include "nokv/memtable.h"
+#include "nokv/status.h"
+
+/*
+ * Branching factor 1/2 and at most 20 levels.  The search remembers the
+ * node that ended the walk on the level above and does not compare it
+ * again on the level below; with that, a search costs about 1.5 log2(n)
+ * key comparisons at p = 1/2, 1.7 log2(n) at p = 1/3 and 1.9 log2(n) at
+ * p = 1/4, and every comparison of a node not in cache is a cache miss.
+ * Measured on 400k random 16-byte keys with 100-byte values (min of 8
+ * runs): insert 1250 / 1323 / 1506 ns and get 1497 / 1595 / 1883 ns for
+ * p = 1/2, 1/3, 1/4; 24.7 vs 29.3 comparisons per insert for 1/2 vs 1/4.
+ * The price is 2 links per node on average instead of 1.33, i.e. about
+ * 3 bytes per entry (2% of a 150-byte entry).  20 levels keep searches
+ * logarithmic up to 2^20 entries, more than a 64 MiB memtable holds; a
+ * bigger one only adds a few hops on the (always cached) top level, while
+ * a higher cap would raise the worst-case reservation of
+ * nokv_memtable_entry_cost() by 4 bytes per level.
+ */
+#define MT_MAX_HEIGHT		20
+
+#define MT_MAGIC			0x4d454d54u /* "MEMT" */
+#define MT_HEADER_SIZE		128
+#define MT_NODE_ALIGN		8
+
+/* the two lists of one memtable */
+#define MT_POINTS			0
+#define MT_TOMBS			1
+
+/*
+ * Shared header.  The first cache line is read by every search and written
+ * only when a list grows taller; the second takes the fetch-adds every
+ * insert performs, so they do not bounce the line readers depend on.
+ */
+typedef struct mt_header
+{
+	uint32_t	magic;
+	uint32_t	arena_size;
+	_Atomic uint32_t height[2];	/* current height of each list */
+	char		pad1[64 - 16];
+	_Atomic uint64_t used;		/* bump offset; may exceed arena_size */
+	_Atomic uint64_t entries;
+	_Atomic uint64_t tombstones;
+	char		pad2[64 - 24];
+} mt_header;
+
+_Static_assert(sizeof(mt_header) == MT_HEADER_SIZE, "memtable header size");
+
+/*
+ * A node: fixed part, tower of `height` links, key bytes, value bytes.
+ * The fixed fields are written before the node is published and never
+ * change afterwards.
+ */
+typedef struct mt_node
+{
+	uint32_t	key_len;
+	uint32_t	value_len;
+	uint32_t	height;
+	_Atomic uint32_t next[];
+} mt_node;
+
+#define MT_NODE_FIXED		offsetof(mt_node, next)
+
+static inline size_t
+mt_node_size(size_t height, size_t key_len, size_t value_len)
+{
+	return NOKV_ALIGN(MT_NODE_FIXED + height * sizeof(uint32_t) +
+					  key_len + value_len, MT_NODE_ALIGN);
+}
+
+/* the two head nodes sit at fixed offsets right after the nil bytes */
+#define MT_HEAD_SIZE		NOKV_ALIGN(MT_NODE_FIXED + MT_MAX_HEIGHT * sizeof(uint32_t), MT_NODE_ALIGN)
+#define MT_FIRST_OFFSET		MT_NODE_ALIGN
+#define MT_HEAD(list)		((uint32_t) (MT_FIRST_OFFSET + (list) * MT_HEAD_SIZE))
+#define MT_ARENA_MIN		(MT_FIRST_OFFSET + 2 * MT_HEAD_SIZE)
+
+/* resolved per-call view: header and arena addresses in this process */
+typedef struct mt_ref
+{
+	mt_header  *hdr;
+	char	   *arena;
+} mt_ref;
+
+static inline mt_ref
+mt_resolve(const nokv_ctx *ctx, nokv_off off)
+{
+	mt_ref		r;
+
+	r.hdr = (mt_header *) (ctx->base + off);
+	r.arena = ctx->base + off + MT_HEADER_SIZE;
+	return r;
+}
+
+static inline mt_node *
+mt_node_at(const char *arena, uint32_t off)
+{
+	return (mt_node *) (arena + off);
+}
+
+static inline char *
+mt_node_key(const mt_node *n)
+{
+	return (char *) n + MT_NODE_FIXED + (size_t) n->height * sizeof(uint32_t);
+}
+
+static inline uint32_t
+mt_load_next(const mt_node *n, int level)
+{
+	return atomic_load_explicit(&((mt_node *) n)->next[level], memory_order_acquire);
+}
+
+/*
+ * The key being searched for.  For point entries only k is used; for
+ * tombstones e is the end key, the tie-breaker between tombstones with the
+ * same start and version (an absent e sorts first, which is what a seek
+ * wants).  prefix caches the first 8 bytes of the lookup key as a
+ * big-endian integer when the lookup key has at least 8 bytes.
+ */
+typedef struct mt_key
+{
+	const char *k;
+	size_t		klen;
+	const char *e;
+	size_t		elen;
+	bool		has_prefix;
+	uint64_t	prefix;
+} mt_key;
+
+#define MT_PREFIX_MIN_KEY	(8 + NOKV_IKEY_TRAILER)
+
+static inline uint64_t
+mt_load_prefix(const char *p)
+{
+	uint64_t	v;
+
+	memcpy(&v, p, sizeof(v));
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	return v;
+}
+
+static inline mt_key
+mt_key_make(const char *k, size_t klen, const char *e, size_t elen)
+{
+	mt_key		key = {.k = k, .klen = klen, .e = e, .elen = elen};
+
+	if (klen >= MT_PREFIX_MIN_KEY)
+	{
+		key.has_prefix = true;
+		key.prefix = mt_load_prefix(k);
+	}
+	return key;
+}
+
+/*
+ * Sign of (search key - node key), i.e. nokv_ikey_compare(key, node key),
+ * then the end keys for tombstones.  When both lookup keys have at least 8
+ * bytes, differing first 8 bytes decide the order exactly as memcmp would,
+ * and comparing them as integers costs one load from the node instead of
+ * a call to memcmp; random keys almost always differ there.
+ */
+static inline __attribute__((always_inline)) int
+mt_compare(int list, const mt_key *key, const mt_node *n)
+{
+	const char *nk = mt_node_key(n);
+	int			r;
+
+	if (key->has_prefix && n->key_len >= MT_PREFIX_MIN_KEY)
+	{
+		uint64_t	np = mt_load_prefix(nk);
+
+		if (key->prefix != np)
+			return key->prefix < np ? -1 : 1;
+	}
+	r = nokv_ikey_compare(key->k, key->klen, nk, n->key_len);
+	if (r != 0 || list == MT_POINTS)
+		return r;
+	return nokv_lkey_compare(key->e, key->elen, nk + n->key_len, n->value_len);
+}
+
+/*
+ * Start fetching the node after n on this level while n's key is being
+ * compared: a search moves right on most levels, so the miss on the next
+ * node overlaps with the work on this one (n's line is needed for the
+ * comparison anyway).
+ */
+static inline void
+mt_prefetch_after(const char *arena, uint32_t n, int level)
+{
+	uint32_t	nn = atomic_load_explicit(&mt_node_at(arena, n)->next[level],
+										  memory_order_relaxed);
+
+	__builtin_prefetch(arena + nn);
+}
+
+/* ---------- per-thread random heights ---------- */
+
+/*
+ * xorshift64* state per thread.  A fork()ed child inherits its parent's
+ * state, which would make sibling processes draw identical heights; the
+ * atfork handler zeroes it in the child so the next draw reseeds from the
+ * child's pid and clock.  Equal heights would only hurt balance, never
+ * correctness.
+ */
+static __thread uint64_t mt_rng_state;
+static pthread_once_t mt_atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+mt_rng_forget(void)
+{
+	mt_rng_state = 0;
+}
+
+static void
+mt_register_atfork(void)
+{
+	(void) pthread_atfork(NULL, NULL, mt_rng_forget);
+}
+
+static uint64_t
+mt_splitmix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static __attribute__((noinline)) uint64_t
+mt_rng_seed(void)
+{
+	struct timespec ts;
+	uint64_t	s;
+
+	pthread_once(&mt_atfork_once, mt_register_atfork);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	s = mt_splitmix((uint64_t) getpid() << 32 ^ (uint64_t) (uintptr_t) &mt_rng_state);
+	s = mt_splitmix(s ^ ((uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec));
+	return s ? s : 0x2545f4914f6cdd1dull;
+}
+
+static inline int
+mt_random_height(void)
+{
+	uint64_t	x = mt_rng_state;
+	uint64_t	r;
+	int			h = 1;
+
+	if (x == 0)
+		x = mt_rng_seed();
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	mt_rng_state = x;
+	r = (x * 0x2545f4914f6cdd1dull) >> 32;	/* the high bits are the good ones */
+	/* each further level with probability 1/2: one random bit per level */
+	while (h < MT_MAX_HEIGHT && (r & 1) == 0)
+	{
+		h++;
+		r >>= 1;
+	}
+	return h;
+}
+
+/* ---------- arena ---------- */
+
+/*
+ * Reserve size bytes (a multiple of MT_NODE_ALIGN).  Relaxed ordering is
+ * enough: nobody reads the node until the release compare-and-swap that
+ * links it.  A failed reservation leaves the counter past the end, which
+ * only wastes the tail; it never hands out bytes beyond arena_size.
+ */
+static inline uint32_t
+mt_alloc(mt_header *hdr, size_t size)
+{
+	uint64_t	old;
+
+	if (size > hdr->arena_size)
+		return 0;
+	old = atomic_fetch_add_explicit(&hdr->used, size, memory_order_relaxed);
+	if (old + size > hdr->arena_size)
+		return 0;
+	return (uint32_t) old;
+}
+
+/* ---------- skiplist ---------- */
+
+/*
+ * Find, at one level, the adjacent pair (prev, next) with prev < key <=
+ * next, starting from before (which must be < key).  known_bigger is a node
+ * already known to be > key (from the level above), which saves one
+ * comparison per level.  Returns true if a node equal to key was found.
+ */
+static inline __attribute__((always_inline)) bool
+mt_find_splice(const char *arena, int list, const mt_key *key,
+			   uint32_t before, int level, uint32_t known_bigger,
+			   uint32_t *prev, uint32_t *next)
+{
+	for (;;)
+	{
+		uint32_t	n = mt_load_next(mt_node_at(arena, before), level);
+		int			c;
+
+		if (n == 0 || n == known_bigger)
+		{
+			*prev = before;
+			*next = n;
+			return false;
+		}
+		mt_prefetch_after(arena, n, level);
+		c = mt_compare(list, key, mt_node_at(arena, n));
+		if (c == 0)
+			return true;
+		if (c < 0)
+		{
+			*prev = before;
+			*next = n;
+			return false;
+		}
+		before = n;
+	}
+}
+
+/*
+ * Insert a node with the given key and value.  The search runs before the
+ * allocation so that re-applying entries already present (replay of an
+ * external log) consumes no arena space.
+ */
+static inline __attribute__((always_inline)) int
+mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value_len)
+{
+	uint32_t	prev[MT_MAX_HEIGHT];
+	uint32_t	next[MT_MAX_HEIGHT];
+	uint32_t	head = MT_HEAD(list);
+	int			list_height;
+	int			height;
+	uint32_t	before;
+	uint32_t	bigger;
+	uint32_t	off;
+	mt_node    *nd;
+	char	   *kp;
+
+	if (key->klen + key->elen > UINT32_MAX || value_len > UINT32_MAX)
+		return NOKV_NO_SPACE;
+
+	height = mt_random_height();
+	list_height = (int) atomic_load_explicit(&m.hdr->height[list], memory_order_relaxed);
+
+	/* splice at every level, top-down; an equal key means nothing to do */
+	before = head;
+	bigger = 0;
+	for (int i = list_height - 1; i >= 0; i--)
+	{
+		if (mt_find_splice(m.arena, list, key, before, i, bigger, &prev[i], &next[i]))
+			return NOKV_OK;
+		before = prev[i];
+		bigger = next[i];
+	}
+	for (int i = list_height; i < height; i++)
+	{
+		prev[i] = head;
+		next[i] = 0;
+	}
+
+	off = mt_alloc(m.hdr, mt_node_size(height, key->klen + key->elen, value_len));
+	if (off == 0)
+		return NOKV_NO_SPACE;
+	nd = mt_node_at(m.arena, off);
+	nd->key_len = (uint32_t) key->klen;
+	nd->value_len = (uint32_t) (key->elen + value_len);
+	nd->height = (uint32_t) height;
+	kp = mt_node_key(nd);
+	memcpy(kp, key->k, key->klen);
+	if (key->elen)
+		memcpy(kp + key->klen, key->e, key->elen);
+	if (value_len)
+		memcpy(kp + key->klen + key->elen, value, value_len);
+
+	/*
+	 * Raise the list height first.  A reader that sees the new height before
+	 * our links only finds nil at the head for those levels and descends.
+	 */
+	{
+		uint32_t	cur = (uint32_t) list_height;
+
+		while ((uint32_t) height > cur &&
+			   !atomic_compare_exchange_weak_explicit(&m.hdr->height[list], &cur,
+													  (uint32_t) height,
+													  memory_order_relaxed,
+													  memory_order_relaxed))
+			;
+	}
+
+	/*
+	 * Link bottom-up.  The release on each successful CAS publishes the key,
+	 * value and the link we just stored to any reader that acquires the
+	 * pointer to this node.  Level 0 is what makes the entry visible; higher
+	 * levels are only shortcuts.
+	 */
+	for (int i = 0; i < height; i++)
+	{
+		for (;;)
+		{
+			uint32_t	expected = next[i];
+
+			atomic_store_explicit(&nd->next[i], next[i], memory_order_relaxed);
+			if (atomic_compare_exchange_strong_explicit(&mt_node_at(m.arena, prev[i])->next[i],
+														&expected, off,
+														memory_order_release,
+														memory_order_relaxed))
+				break;
+
+			/*
+			 * Someone linked a node between prev and next: search again
+			 * from prev, which is still smaller than our key (nodes never
+			 * go away).  An equal key can only show up at level 0, when a
+			 * concurrent insert of the same key won the race; we become a
+			 * no-op and the node is wasted arena space.  At higher levels
+			 * it is impossible: the only node with our key is ours, and it
+			 * is not yet linked there.
+			 */
+			if (mt_find_splice(m.arena, list, key, prev[i], i, 0, &prev[i], &next[i]))
+			{
+				assert(i == 0);
+				return NOKV_OK;
+			}
+		}
+	}
+
+	atomic_fetch_add_explicit(list == MT_POINTS ? &m.hdr->entries : &m.hdr->tombstones,
+							  1, memory_order_relaxed);
+	return NOKV_OK;
+}
+
+/* first node >= key, or 0 */
+static inline __attribute__((always_inline)) uint32_t
+mt_find_ge(mt_ref m, int list, const mt_key *key)
+{
+	uint32_t	x = MT_HEAD(list);
+	int			level = (int) atomic_load_explicit(&m.hdr->height[list], memory_order_relaxed) - 1;
+	uint32_t	known_bigger = 0;
+
+	if (level < 0)
+		return 0;
+	for (;;)
+	{
+		uint32_t	n = mt_load_next(mt_node_at(m.arena, x), level);
+
+		if (n != 0 && n != known_bigger)
+		{
+			mt_prefetch_after(m.arena, n, level);
+			if (mt_compare(list, key, mt_node_at(m.arena, n)) > 0)
+			{
+				x = n;
+				continue;
+			}
+		}
+		if (level == 0)
+			return n;
+		known_bigger = n;
+		level--;
+	}
+}
+
+/* last node < key, or 0 */
+static uint32_t
+mt_find_lt(mt_ref m, int list, const mt_key *key)
+{
+	uint32_t	x = MT_HEAD(list);
+	int			level = (int) atomic_load_explicit(&m.hdr->height[list], memory_order_relaxed) - 1;
+	uint32_t	known_bigger = 0;
+
+	if (level < 0)
+		return 0;
+	for (;;)
+	{
+		uint32_t	n = mt_load_next(mt_node_at(m.arena, x), level);
+
+		if (n != 0 && n != known_bigger &&
+			mt_compare(list, key, mt_node_at(m.arena, n)) > 0)
+		{
+			x = n;
+			continue;
+		}
+		if (level == 0)
+			return x == MT_HEAD(list) ? 0 : x;
+		known_bigger = n;
+		level--;
+	}
+}
+
+/* last node of the list, or 0 */
+static uint32_t
+mt_find_last(mt_ref m, int list)
+{
+	uint32_t	x = MT_HEAD(list);
+	int			level = (int) atomic_load_explicit(&m.hdr->height[list], memory_order_relaxed) - 1;
+
+	if (level < 0)
+		return 0;
+	for (;;)
+	{
+		uint32_t	n = mt_load_next(mt_node_at(m.arena, x), level);
+
+		if (n != 0)
+		{
+			x = n;
+			continue;
+		}
+		if (level == 0)
+			return x == MT_HEAD(list) ? 0 : x;
+		level--;
+	}
+}
+
+/* ---------- format, sizing, counters ---------- */
+
+size_t
+nokv_memtable_header_size(void)
+{
+	return MT_HEADER_SIZE;
+}
+
+static void
+mt_init(mt_header *hdr, uint32_t arena_size)
+{
+	char	   *arena = (char *) hdr + MT_HEADER_SIZE;
+
+	memset(hdr, 0, sizeof(*hdr));
+	hdr->magic = MT_MAGIC;
+	hdr->arena_size = arena_size;
+	memset(arena, 0, MT_ARENA_MIN);
+	for (int list = 0; list < 2; list++)
+	{
+		mt_node    *head = mt_node_at(arena, MT_HEAD(list));
+
+		head->height = MT_MAX_HEIGHT;
+		atomic_init(&hdr->height[list], 1);
+		for (int i = 0; i < MT_MAX_HEIGHT; i++)
+			atomic_init(&head->next[i], 0);
+	}
+	atomic_init(&hdr->used, MT_ARENA_MIN);
+	atomic_init(&hdr->entries, 0);
+	atomic_init(&hdr->tombstones, 0);
+	/* the formatting process publishes the region by other means (fork, lock) */
+	atomic_thread_fence(memory_order_release);
+}
+
+void
+nokv_memtable_format(nokv_ctx *ctx, nokv_off off, size_t arena_size)
+{
+	assert(off % MT_NODE_ALIGN == 0);
+	assert(arena_size >= MT_ARENA_MIN && arena_size <= UINT32_MAX);
+	if (arena_size > UINT32_MAX)
+		arena_size = UINT32_MAX & ~(size_t) (MT_NODE_ALIGN - 1);
+	mt_init((mt_header *) (ctx->base + off), (uint32_t) arena_size);
+}
+
+void
+nokv_memtable_reset(nokv_ctx *ctx, nokv_off off)
+{
+	mt_header  *hdr = (mt_header *) (ctx->base + off);
+
+	assert(hdr->magic == MT_MAGIC);
+	mt_init(hdr, hdr->arena_size);
+}
+
+size_t
+nokv_memtable_entry_cost(size_t ikey_len, size_t value_len)
+{
+	return mt_node_size(MT_MAX_HEIGHT, ikey_len, value_len);
+}
+
+size_t
+nokv_memtable_tombstone_cost(size_t start_len, size_t end_len)
+{
+	return mt_node_size(MT_MAX_HEIGHT, nokv_ikey_size(start_len), end_len);
+}
+
+size_t
+nokv_memtable_arena_used(nokv_ctx *ctx, nokv_off mt)
+{
+	mt_ref		m = mt_resolve(ctx, mt);
+	uint64_t	used = atomic_load_explicit(&m.hdr->used, memory_order_relaxed);
+
+	return used < m.hdr->arena_size ? (size_t) used : m.hdr->arena_size;
+}
+
+size_t
+nokv_memtable_arena_size(nokv_ctx *ctx, nokv_off mt)
+{
+	return mt_resolve(ctx, mt).hdr->arena_size;
+}
+
+uint64_t
+nokv_memtable_entries(nokv_ctx *ctx, nokv_off mt)
+{
+	return atomic_load_explicit(&mt_resolve(ctx, mt).hdr->entries, memory_order_relaxed);
+}
+
+uint64_t
+nokv_memtable_tombstones(nokv_ctx *ctx, nokv_off mt)
+{
+	return atomic_load_explicit(&mt_resolve(ctx, mt).hdr->tombstones, memory_order_relaxed);
+}
+
+/* ---------- point entries ---------- */
+
+int
+nokv_memtable_add(nokv_ctx *ctx, nokv_off mt,
+				  const char *ikey, size_t ikey_len,
+				  const char *value, size_t value_len)
+{
+	mt_key		key;
+
+	if (ikey_len < 1 + NOKV_IKEY_TRAILER)
+		return NOKV_INVALID_ARGUMENT;
+	key = mt_key_make(ikey, ikey_len, NULL, 0);
+	return mt_insert(mt_resolve(ctx, mt), MT_POINTS, &key, value, value_len);
+}
+
+/* seek keys up to this size are built on the stack */
+#define MT_STACK_KEY 512
+
+bool
+nokv_memtable_get(nokv_ctx *ctx, nokv_off mt,
+				  const char *lkey, size_t lkey_len,
+				  uint64_t read_version,
+				  int *kind, uint64_t *version,
+				  const char **value, size_t *value_len)
+{
+	mt_ref		m = mt_resolve(ctx, mt);
+	char		stackbuf[MT_STACK_KEY];
+	char	   *seek;
+	mt_key		key;
+	uint32_t	off;
+	const mt_node *n;
+	const char *nk;
+	size_t		seek_len = lkey_len + NOKV_IKEY_TRAILER;
+
+	if (lkey_len == 0)
+		return false;
+	seek = seek_len <= sizeof(stackbuf) ? stackbuf : nokv_malloc(seek_len);
+	memcpy(seek, lkey, lkey_len);
+	nokv_put_be64(seek + lkey_len, ~read_version);
+	seek[lkey_len + 8] = (char) NOKV_KIND_SEEK;
+	key = mt_key_make(seek, seek_len, NULL, 0);
+
+	off = mt_find_ge(m, MT_POINTS, &key);
+	if (seek != stackbuf)
+		free(seek);
+	if (off == 0)
+		return false;
+
+	n = mt_node_at(m.arena, off);
+	nk = mt_node_key(n);
+	if (n->key_len != seek_len || memcmp(nk, lkey, lkey_len) != 0)
+		return false;
+	*kind = nokv_ikey_kind(nk, n->key_len);
+	*version = nokv_ikey_version(nk, n->key_len);
+	*value = nk + n->key_len;
+	*value_len = n->value_len;
+	return true;
+}
+
+/* ---------- range tombstones ---------- */
+
+int
+nokv_memtable_add_range_tombstone(nokv_ctx *ctx, nokv_off mt,
+								  const nokv_range_tombstone *t)
+{
+	char		stackbuf[MT_STACK_KEY];
+	char	   *ik;
+	mt_key		key;
+	int			rc;
+	size_t		klen = nokv_ikey_size(t->start_len);
+
+	if (t->cf < 0 || t->cf > 255)
+		return NOKV_INVALID_ARGUMENT;
+	ik = klen <= sizeof(stackbuf) ? stackbuf : nokv_malloc(klen);
+	nokv_ikey_encode(ik, t->cf, t->start, t->start_len, t->version,
+					 NOKV_KIND_RANGE_DELETE);
+	key = mt_key_make(ik, klen, t->end, t->end_len);
+	rc = mt_insert(mt_resolve(ctx, mt), MT_TOMBS, &key, NULL, 0);
+	if (ik != stackbuf)
+		free(ik);
+	return rc;
+}
+
+/* first tombstone node of column family cf, or 0 */
+static uint32_t
+mt_first_tombstone_of_cf(mt_ref m, int cf)
+{
+	char		seek[1 + NOKV_IKEY_TRAILER];
+	mt_key		key;
+
+	nokv_ikey_encode(seek, cf, NULL, 0, NOKV_VERSION_MAX, NOKV_KIND_SEEK);
+	key = mt_key_make(seek, sizeof(seek), NULL, 0);
+	return mt_find_ge(m, MT_TOMBS, &key);
+}
+
+uint64_t
+nokv_memtable_max_covering_tombstone(nokv_ctx *ctx, nokv_off mt,
+									 int cf, const char *ukey, size_t ukey_len,
+									 uint64_t read_version)
+{
+	mt_ref		m = mt_resolve(ctx, mt);
+	uint64_t	best = 0;
+
+	if (atomic_load_explicit(&m.hdr->tombstones, memory_order_relaxed) == 0)
+		return 0;
+
+	/*
+	 * Tombstones are sorted by start key, so only those starting at or
+	 * before the key can cover it; that prefix is scanned in full because
+	 * end keys are unordered.
+	 */
+	for (uint32_t off = mt_first_tombstone_of_cf(m, cf); off != 0;
+		 off = mt_load_next(mt_node_at(m.arena, off), 0))
+	{
+		const mt_node *n = mt_node_at(m.arena, off);
+		const char *nk = mt_node_key(n);
+		size_t		start_len = n->key_len - 1 - NOKV_IKEY_TRAILER;
+		uint64_t	v;
+
+		if ((unsigned char) nk[0] != (unsigned) cf ||
+			nokv_lkey_compare(nk + 1, start_len, ukey, ukey_len) > 0)
+			break;
+		v = nokv_ikey_version(nk, n->key_len);
+		if (v <= read_version && v > best &&
+			nokv_lkey_compare(ukey, ukey_len, nk + n->key_len, n->value_len) < 0)
+			best = v;
+	}
+	return best;
+}
+
+int
+nokv_memtable_range_tombstones(nokv_ctx *ctx, nokv_off mt,
+							   nokv_range_tombstone **out, int *n)
+{
+	mt_ref		m = mt_resolve(ctx, mt);
+	uint32_t	first = mt_load_next(mt_node_at(m.arena, MT_HEAD(MT_TOMBS)), 0);
+
+	*out = NULL;
+	*n = 0;
+
+	/*
+	 * Count, allocate, copy.  Tombstones added concurrently between the two
+	 * passes would make the copy overflow the count; the list only grows,
+	 * so an equal count on the second pass means the same set, and
+	 * otherwise we start over.
+	 */
+	for (;;)
+	{
+		size_t		count = 0;
+		size_t		bytes = 0;
+		nokv_range_tombstone *arr;
+		char	   *kb;
+		size_t		i = 0;
+		uint32_t	off;
+
+		for (off = first; off != 0; off = mt_load_next(mt_node_at(m.arena, off), 0))
+		{
+			const mt_node *nd = mt_node_at(m.arena, off);
+
+			count++;
+			bytes += nd->key_len - 1 - NOKV_IKEY_TRAILER + nd->value_len;
+		}
+		if (count == 0)
+			return NOKV_OK;
+		if (count > INT32_MAX)
+			return NOKV_NO_SPACE;
+
+		arr = nokv_malloc(count * sizeof(*arr) + bytes);
+		kb = (char *) (arr + count);
+		for (off = first; off != 0 && i < count;
+			 off = mt_load_next(mt_node_at(m.arena, off), 0), i++)
+		{
+			const mt_node *nd = mt_node_at(m.arena, off);
+			const char *nk = mt_node_key(nd);
+			size_t		start_len = nd->key_len - 1 - NOKV_IKEY_TRAILER;
+
+			arr[i].cf = (unsigned char) nk[0];
+			arr[i].version = nokv_ikey_version(nk, nd->key_len);
+			arr[i].start = kb;
+			arr[i].start_len = start_len;
+			memcpy(kb, nk + 1, start_len);
+			kb += start_len;
+			arr[i].end = kb;
+			arr[i].end_len = nd->value_len;
+			memcpy(kb, nk + nd->key_len, nd->value_len);
+			kb += nd->value_len;
+		}
+		if (off == 0 && i == count)
+		{
+			*out = arr;
+			*n = (int) count;
+			return NOKV_OK;
+		}
+		free(arr);
+		first = mt_load_next(mt_node_at(m.arena, MT_HEAD(MT_TOMBS)), 0);
+	}
+}
+
+/* ---------- iterator ---------- */
+
+typedef struct mt_iter
+{
+	nokv_iiter	base;
+	mt_ref		m;
+	uint32_t	node;			/* current node, 0 = not valid */
+	int			status;
+} mt_iter;
+
+static bool
+mt_iter_valid(nokv_iiter *it)
+{
+	return ((mt_iter *) it)->node != 0;
+}
+
+static void
+mt_iter_seek_to_first(nokv_iiter *it)
+{
+	mt_iter    *mi = (mt_iter *) it;
+
+	mi->node = mt_load_next(mt_node_at(mi->m.arena, MT_HEAD(MT_POINTS)), 0);
+}
+
+static void
+mt_iter_seek_to_last(nokv_iiter *it)
+{
+	mt_iter    *mi = (mt_iter *) it;
+
+	mi->node = mt_find_last(mi->m, MT_POINTS);
+}
+
+static void
+mt_iter_seek(nokv_iiter *it, const char *ikey, size_t len)
+{
+	mt_iter    *mi = (mt_iter *) it;
+	mt_key		key;
+
+	if (len < 1 + NOKV_IKEY_TRAILER)
+	{
+		/* not an internal key: nothing to compare it with */
+		mi->node = 0;
+		mi->status = NOKV_INVALID_ARGUMENT;
+		return;
+	}
+	key = mt_key_make(ikey, len, NULL, 0);
+	mi->node = mt_find_ge(mi->m, MT_POINTS, &key);
+}
+
+static void
+mt_iter_next(nokv_iiter *it)
+{
+	mt_iter    *mi = (mt_iter *) it;
+
+	assert(mi->node != 0);
+	mi->node = mt_load_next(mt_node_at(mi->m.arena, mi->node), 0);
+}
+
+/*
+ * No back links (they could not be maintained lock-free cheaply): search
+ * for the last node before the current key, as LevelDB does.
+ */
+static void
+mt_iter_prev(nokv_iiter *it)
+{
+	mt_iter    *mi = (mt_iter *) it;
+	const mt_node *n;
+	mt_key		key;
+
+	assert(mi->node != 0);
+	n = mt_node_at(mi->m.arena, mi->node);
+	key = mt_key_make(mt_node_key(n), n->key_len, NULL, 0);
+	mi->node = mt_find_lt(mi->m, MT_POINTS, &key);
+}
+
+static const char *
+mt_iter_key(nokv_iiter *it, size_t *len)
+{
+	mt_iter    *mi = (mt_iter *) it;
+	const mt_node *n = mt_node_at(mi->m.arena, mi->node);
+
+	assert(mi->node != 0);
+	*len = n->key_len;
+	return mt_node_key(n);
+}
+
+static const char *
+mt_iter_value(nokv_iiter *it, size_t *len)
+{
+	mt_iter    *mi = (mt_iter *) it;
+	const mt_node *n = mt_node_at(mi->m.arena, mi->node);
+
+	assert(mi->node != 0);
+	*len = n->value_len;
+	return mt_node_key(n) + n->key_len;
+}
+
+static int
+mt_iter_status(nokv_iiter *it, nokv_error *err)
+{
+	mt_iter    *mi = (mt_iter *) it;
+
+	if (mi->status != NOKV_OK)
+		return nokv_error_set(err, (nokv_code) mi->status,
+							  "memtable seek key is shorter than an internal key");
+	nokv_error_clear(err);
+	return NOKV_OK;
+}
+
+static void
+mt_iter_destroy(nokv_iiter *it)
+{
+	free(it);
+}
+
+static const nokv_iiter_ops mt_iter_ops = {
+	.valid = mt_iter_valid,
+	.seek_to_first = mt_iter_seek_to_first,
+	.seek_to_last = mt_iter_seek_to_last,
+	.seek = mt_iter_seek,
+	.next = mt_iter_next,
+	.prev = mt_iter_prev,
+	.key = mt_iter_key,
+	.value = mt_iter_value,
+	.status = mt_iter_status,
+	.destroy = mt_iter_destroy,
+};
+
+nokv_iiter *
+nokv_memtable_iter_new(nokv_ctx *ctx, nokv_off mt)
+{
+	mt_iter    *mi = nokv_malloc(sizeof(*mi));
+
+	mi->base.ops = &mt_iter_ops;
+	mi->m = mt_resolve(ctx, mt);
+	mi->node = 0;
+	mi->status = NOKV_OK;
+	assert(mi->m.hdr->magic == MT_MAGIC);
+	return &mi->base;
+}
