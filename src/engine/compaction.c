@@ -336,6 +336,10 @@ typedef struct compaction
 	file_list	outputs_in;		/* overlapping files of output_level */
 	bool		allow_trivial;
 	bool		marked;
+	/* results */
+	bool		moved;			/* done as a trivial move */
+	uint64_t   *out_numbers;	/* files written (malloc'ed) */
+	int			nout;
 } compaction;
 
 static void
@@ -343,6 +347,9 @@ compaction_free_lists(compaction *c)
 {
 	file_list_free(&c->inputs);
 	file_list_free(&c->outputs_in);
+	free(c->out_numbers);
+	c->out_numbers = NULL;
+	c->nout = 0;
 }
 
 /* every file of level overlapping r, in level order */
@@ -622,6 +629,7 @@ typedef struct job
 	job_output *outs;
 	int			nouts;
 	int			cap_outs;
+	bool		edit_attempted; /* the edit naming them may be durable */
 
 	/* the filter's replacement value, re-wrapped as a value record */
 	nokv_buf	filter_value;
@@ -1281,8 +1289,9 @@ trivial_move(nokv_db *db, compaction *c, nokv_error *err)
 }
 
 /*
- * Run a picked (and marked) compaction.  Returns NOKV_OK or an error code;
- * on error nothing is installed and every output written is removed.
+ * Run a picked (and marked) compaction.  Returns NOKV_OK or an error code.
+ * A job that fails before its version edit removes every output it wrote;
+ * if nokv_log_and_apply itself fails the outputs are left for recovery.
  */
 static int
 compaction_execute(nokv_db *db, compaction *c, nokv_error *err)
@@ -1303,7 +1312,11 @@ compaction_execute(nokv_db *db, compaction *c, nokv_error *err)
 		uint64_t	limit = hdr->opts.target_file_size * GRANDPARENT_OVERLAP_FILES;
 
 		if (limit == 0 || grandparent_bytes(db, c, &r) <= limit)
-			return trivial_move(db, c, err);
+		{
+			rc = trivial_move(db, c, err);
+			c->moved = rc == NOKV_OK;
+			return rc;
+		}
 	}
 
 	memset(&j, 0, sizeof(j));
@@ -1378,19 +1391,33 @@ compaction_execute(nokv_db *db, compaction *c, nokv_error *err)
 		}
 		rc = nokv_log_and_apply(db, &edit, err);
 		nokv_edit_free(&edit);
+		if (rc != NOKV_OK)
+		{
+			/*
+			 * The edit may or may not have reached the manifest (a failed
+			 * fdatasync, or a durable edit that could not be applied in
+			 * memory), so the outputs may be named by it: leave them.
+			 * Recovery deletes every SST the manifest does not list.
+			 */
+			j.edit_attempted = true;
+		}
 	}
 
 	if (rc != NOKV_OK)
 	{
-		/* nothing was installed: the outputs belong to nobody */
 		if (j.builder)
 			nokv_sst_builder_abandon(j.builder);
 		j.builder = NULL;
-		for (int i = 0; i < j.nouts; i++)
+		/* the outputs of a job that failed before its edit belong to nobody */
+		for (int i = 0; i < j.nouts && !j.edit_attempted; i++)
 			job_unlink_output(&j, j.outs[i].number);
 	}
 	else
 	{
+		c->nout = j.nouts;
+		c->out_numbers = nokv_malloc(sizeof(uint64_t) * (size_t) (j.nouts + 1));
+		for (int i = 0; i < j.nouts; i++)
+			c->out_numbers[i] = j.outs[i].number;
 		atomic_fetch_add(&hdr->stats.compactions, 1);
 		atomic_fetch_add(&hdr->stats.compaction_bytes_read, j.bytes_read);
 		atomic_fetch_add(&hdr->stats.compaction_bytes_written, j.bytes_written);
@@ -1457,61 +1484,127 @@ nokv_compaction_needed(nokv_db *db)
 
 /* ---------- manual compaction ---------- */
 
+/*
+ * A manual compaction moves the data of a key range down level by level and
+ * finally rewrites it in place in the deepest level.  Every job it runs has
+ * the shape of an automatic one - the level-0 overlap closure, or one file
+ * of a level >= 1 plus the overlapping files of its output level, or one
+ * file rewritten into its own level - because those shapes leave no gap
+ * inside the key range they write that a concurrent job could fill: two
+ * jobs writing one level always cover disjoint key ranges.
+ */
+typedef struct manual_state
+{
+	lrange		range;			/* [cf + start, cf + end) */
+	int			merged_level;	/* deepest level merged into, -1 none */
+	uint64_t   *merged;			/* files those merges wrote (already collected) */
+	int			nmerged;
+	int			cap_merged;
+	nokv_buf	cursor;			/* high end of the last file processed */
+	bool		has_cursor;
+	bool		cursor_excl;
+} manual_state;
+
 typedef enum manual_pick
 {
-	MANUAL_NOTHING,				/* no file of the level overlaps the range */
+	MANUAL_NOTHING,				/* nothing (left) to do at this level */
 	MANUAL_BUSY,				/* some input is being compacted: wait */
-	MANUAL_PICKED,
-	MANUAL_DONE					/* below the deepest level holding data */
+	MANUAL_PICKED
 } manual_pick;
 
+/* does a file start after the last file processed at this level? */
+static bool
+after_cursor(const manual_state *ms, const lrange *fr)
+{
+	int			c;
+
+	if (!ms->has_cursor)
+		return true;
+	c = nokv_lkey_compare(fr->lo, fr->lo_len, ms->cursor.data, ms->cursor.len);
+	return c > 0 || (c == 0 && ms->cursor_excl);
+}
+
+static bool
+merged_by_us(const manual_state *ms, int level, uint64_t number)
+{
+	if (level != ms->merged_level)
+		return false;
+	for (int i = 0; i < ms->nmerged; i++)
+		if (ms->merged[i] == number)
+			return true;
+	return false;
+}
+
+static void
+note_merged(manual_state *ms, const compaction *c)
+{
+	if (ms->merged_level != c->output_level)
+	{
+		ms->merged_level = c->output_level;
+		ms->nmerged = 0;
+	}
+	for (int i = 0; i < c->nout; i++)
+	{
+		if (ms->nmerged == ms->cap_merged)
+		{
+			ms->cap_merged = ms->cap_merged ? ms->cap_merged * 2 : 16;
+			ms->merged = nokv_realloc(ms->merged, sizeof(uint64_t) * (size_t) ms->cap_merged);
+		}
+		ms->merged[ms->nmerged++] = c->out_numbers[i];
+	}
+}
+
 /*
- * Pick every file of level overlapping the manual range (level 0: and its
- * overlap closure) plus the overlapping files of the output level.  When
- * the output level is the deepest level with data, every output-level file
- * overlapping the manual range is included too, so that one job leaves the
- * whole range garbage-collected there.  in_place: rewrite the level into
- * itself.  COMPACTION held.
+ * The next manual job at a level: level 0's overlap closure of the files
+ * overlapping the range, or the first file of the level overlapping the
+ * range past the cursor (in place: skipping files this compaction already
+ * wrote by merging into the deepest level).  COMPACTION held; c->v set.
  */
 static manual_pick
-pick_manual(nokv_db *db, compaction *c, int level, bool in_place, const lrange *range,
-			bool *final)
+pick_manual(nokv_db *db, manual_state *ms, compaction *c, int level, bool in_place)
 {
 	const nokv_version *v = c->v;
-	uint64_t	targets[NOKV_MAX_LEVELS];
 	lrange		span;
-	int			last = num_levels(db) - 1;
 
-	*final = false;
 	c->level = level;
-	collect_overlapping(db, v, level, range, &c->inputs);
-	if (c->inputs.n == 0)
-		return MANUAL_NOTHING;
-	span = list_range(db, &c->inputs);
+	c->allow_trivial = !in_place;
 	if (level == 0)
 	{
+		collect_overlapping(db, v, 0, &ms->range, &c->inputs);
+		if (c->inputs.n == 0)
+			return MANUAL_NOTHING;
+		span = list_range(db, &c->inputs);
 		l0_closure(db, v, &c->inputs, &span);
 		qsort(c->inputs.f, c->inputs.n, sizeof(nokv_file_meta *), cmp_file_number_desc);
 	}
-
-	if (in_place)
-	{
-		c->output_level = level;
-		c->allow_trivial = false;
-		*final = true;
-	}
 	else
 	{
+		nokv_file_meta *pick = NULL;
+
+		for (int i = 0; i < v->nfiles[level] && !pick; i++)
+		{
+			nokv_file_meta *f = nokv_version_file(db, v, level, i);
+			lrange		fr = file_lrange(db, f);
+
+			if (lrange_overlaps(&fr, &ms->range) && after_cursor(ms, &fr) &&
+				!(in_place && merged_by_us(ms, level, f->number)))
+				pick = f;
+		}
+		if (!pick)
+			return MANUAL_NOTHING;
+		file_list_push(&c->inputs, pick);
+		span = file_lrange(db, pick);
+	}
+
+	if (in_place)
+		c->output_level = level;
+	else
+	{
+		uint64_t	targets[NOKV_MAX_LEVELS];
+
 		nokv_level_targets(db, v, targets);
 		c->output_level = output_level_for(db, v, targets, level);
-		*final = true;
-		for (int l = c->output_level + 1; l <= last; l++)
-			if (v->nfiles[l] > 0)
-				*final = false;
-		if (*final)
-			lrange_union(&span, range);
 		collect_overlapping(db, v, c->output_level, &span, &c->outputs_in);
-		c->allow_trivial = !*final;
 	}
 	if (file_list_busy(&c->inputs) || file_list_busy(&c->outputs_in))
 		return MANUAL_BUSY;
@@ -1519,20 +1612,20 @@ pick_manual(nokv_db *db, compaction *c, int level, bool in_place, const lrange *
 }
 
 /*
- * One manual step at a level, waiting while inputs are busy.  Returns 1 if
- * a compaction ran, 0 if there was nothing to do, a negative code on error;
- * *final_level is set to the output level of a full (non-trivial) merge
- * into the deepest level.
+ * Run the manual jobs of one level, waiting while inputs are busy.  Returns
+ * 1 if a compaction ran, 0 if there was nothing to do, or a negative code.
  */
 static int
-manual_step(nokv_db *db, int level, bool in_place, const lrange *range,
-			int *final_level, bool *below_data, nokv_error *err)
+manual_level(nokv_db *db, manual_state *ms, int level, bool in_place, nokv_error *err)
 {
+	int			ran = 0;
+
+	ms->has_cursor = false;
 	for (;;)
 	{
 		compaction	c;
 		manual_pick p;
-		bool		final = false;
+		bool		into_deepest = false;
 		int			rc;
 
 		if (atomic_load(&db->hdr->shutting_down))
@@ -1541,13 +1634,12 @@ manual_step(nokv_db *db, int level, bool in_place, const lrange *range,
 		memset(&c, 0, sizeof(c));
 		nokv_lock(&db->platform, NOKV_LOCK_COMPACTION, true);
 		c.v = nokv_version_current(db);
-		*below_data = !in_place && level > 0 && level >= deepest_nonempty(db, c.v);
-		if (*below_data)
-			p = MANUAL_DONE;
-		else
-			p = pick_manual(db, &c, level, in_place, range, &final);
+		p = pick_manual(db, ms, &c, level, in_place);
 		if (p == MANUAL_PICKED)
+		{
+			into_deepest = !in_place && deepest_nonempty(db, c.v) <= c.output_level;
 			compaction_mark(db, &c, 1);
+		}
 		else if (p == MANUAL_BUSY)
 			nokv_cond_wait(&db->platform, NOKV_COND_STALL, NOKV_LOCK_COMPACTION, BUSY_WAIT_MS);
 		nokv_unlock(&db->platform, NOKV_LOCK_COMPACTION);
@@ -1557,15 +1649,38 @@ manual_step(nokv_db *db, int level, bool in_place, const lrange *range,
 			compaction_release(db, &c);
 			if (p == MANUAL_BUSY)
 				continue;
-			return 0;
+			return ran;
 		}
 
 		rc = compaction_execute(db, &c, err);
-		if (rc == NOKV_OK && final)
-			*final_level = c.output_level;
+		if (rc == NOKV_OK)
+		{
+			lrange		fr = file_lrange(db, c.inputs.f[0]);
+
+			ran = 1;
+			if (into_deepest && !c.moved)
+				note_merged(ms, &c);	/* garbage already dropped there */
+			nokv_buf_reset(&ms->cursor);
+			nokv_buf_append(&ms->cursor, fr.hi, fr.hi_len);
+			ms->cursor_excl = fr.hi_excl;
+			ms->has_cursor = true;
+		}
 		compaction_release(db, &c);
-		return rc == NOKV_OK ? 1 : -rc;
+		if (rc != NOKV_OK)
+			return -rc;
+		if (level == 0)
+			return ran;			/* the closure covered all of level 0 */
 	}
+}
+
+static int
+current_deepest(nokv_db *db)
+{
+	nokv_version *v = nokv_version_current(db);
+	int			deepest = deepest_nonempty(db, v);
+
+	nokv_version_unref(db, v);
+	return deepest;
 }
 
 int
@@ -1573,10 +1688,10 @@ nokv_compaction_run_range(nokv_db *db, int cf, const void *start, size_t slen,
 						  const void *end, size_t elen, nokv_error *err)
 {
 	int			last = num_levels(db) - 1;
+	manual_state ms;
 	char	   *lo;
 	char	   *hi;
-	lrange		range;
-	int			final_level = -1;
+	int			deepest;
 	bool		ran = false;
 	int			rc = 0;
 
@@ -1585,68 +1700,65 @@ nokv_compaction_run_range(nokv_db *db, int cf, const void *start, size_t slen,
 	if (last < 1)
 		return 0;
 
+	memset(&ms, 0, sizeof(ms));
+	ms.merged_level = -1;
+
 	/* [cf + start, cf + end); no end: up to the next column family */
-	range.lo_len = 1 + (start ? slen : 0);
-	lo = nokv_malloc(range.lo_len);
+	ms.range.lo_len = 1 + (start ? slen : 0);
+	lo = nokv_malloc(ms.range.lo_len);
 	lo[0] = (char) cf;
-	if (range.lo_len > 1)
+	if (ms.range.lo_len > 1)
 		memcpy(lo + 1, start, slen);
-	range.lo = lo;
 	if (end)
 	{
-		range.hi_len = 1 + elen;
-		hi = nokv_malloc(range.hi_len);
+		ms.range.hi_len = 1 + elen;
+		hi = nokv_malloc(ms.range.hi_len);
 		hi[0] = (char) cf;
 		if (elen)
 			memcpy(hi + 1, end, elen);
 	}
 	else
 	{
-		range.hi_len = 1;
+		ms.range.hi_len = 1;
 		hi = nokv_malloc(1);
 		hi[0] = (char) (cf + 1);
 	}
-	range.hi = hi;
-	range.hi_excl = true;
-	if (nokv_lkey_compare(range.lo, range.lo_len, range.hi, range.hi_len) >= 0)
+	ms.range.lo = lo;
+	ms.range.hi = hi;
+	ms.range.hi_excl = true;
+	if (nokv_lkey_compare(lo, ms.range.lo_len, hi, ms.range.hi_len) >= 0)
 		goto out;				/* empty range */
 
-	/* push the range down level by level */
+	/* push the range down, level by level, to the deepest level holding data */
 	for (int level = 0; level < last; level++)
 	{
-		bool		below_data;
-
-		rc = manual_step(db, level, false, &range, &final_level, &below_data, err);
+		if (level > 0 && level >= current_deepest(db))
+			break;
+		rc = manual_level(db, &ms, level, false, err);
 		if (rc < 0)
 			goto out;
 		ran = ran || rc > 0;
-		if (below_data)
-			break;
 	}
 
 	/*
-	 * Unless the last step already merged the whole range into the deepest
-	 * level, rewrite that level's overlapping files in place so deletes and
-	 * old versions are dropped there too.
+	 * Then rewrite the deepest level's files of the range in place, so
+	 * deletes, tombstones and old versions are dropped - except the files a
+	 * merge into that level just wrote, which had that done already.
 	 */
+	deepest = current_deepest(db);
+	if (deepest > 0)
 	{
-		nokv_version *v = nokv_version_current(db);
-		int			deepest = deepest_nonempty(db, v);
-		bool		below_data;
-
-		nokv_version_unref(db, v);
-		if (deepest > 0 && deepest != final_level)
-		{
-			rc = manual_step(db, deepest, true, &range, &final_level, &below_data, err);
-			if (rc < 0)
-				goto out;
-			ran = ran || rc > 0;
-		}
+		rc = manual_level(db, &ms, deepest, true, err);
+		if (rc < 0)
+			goto out;
+		ran = ran || rc > 0;
 	}
 	rc = ran ? 1 : 0;
 
 out:
 	free(lo);
 	free(hi);
+	free(ms.merged);
+	nokv_buf_free(&ms.cursor);
 	return rc;
 }

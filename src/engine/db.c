@@ -891,6 +891,7 @@ nokv_flush_one(nokv_db *db, nokv_error *err)
 	nokv_sst_props props;
 	nokv_version_edit edit;
 	uint64_t	flushed_bytes = 0;
+	uint64_t	segment;
 	bool		empty;
 	int			rc;
 	int			expected = 0;
@@ -990,16 +991,20 @@ nokv_flush_one(nokv_db *db, nokv_error *err)
 		goto fail;
 	}
 
-	/* the SST is installed: retire the memtable, then drop its WAL segment */
+	/*
+	 * The SST is installed: retire the memtable, then drop its WAL segment.
+	 * Read the segment number first: once retired, the slot may be recycled
+	 * at once by a rotation that gives it the new active segment.
+	 */
 	nokv_lock(&db->platform, NOKV_LOCK_MEMTABLES, true);
+	segment = slot->wal_segment;
 	slot->state = NOKV_MT_RETIRED;
 	nokv_unlock(&db->platform, NOKV_LOCK_MEMTABLES);
-	if (db->wal && slot->wal_segment)
+	if (db->wal && segment)
 	{
 		char		path[NOKV_DIR_MAX + 32];
 
-		snprintf(path, sizeof(path), NOKV_WAL_FMT, hdr->dir,
-				 (unsigned long long) slot->wal_segment);
+		snprintf(path, sizeof(path), NOKV_WAL_FMT, hdr->dir, (unsigned long long) segment);
 		unlink(path);
 	}
 	if (!empty)

@@ -92,11 +92,26 @@ static int
 file_slot_create(nokv_db *db, const nokv_file_desc *d, uint32_t *idx, nokv_error *err)
 {
 	nokv_file_meta *f;
+	nokv_off	smallest = heap_copy(db, d->smallest, d->smallest_len);
+	nokv_off	largest = heap_copy(db, d->largest, d->largest_len);
 
+	if (!smallest || !largest)
+	{
+		nokv_heap_free(&db->ctx, smallest);
+		nokv_heap_free(&db->ctx, largest);
+		return nokv_error_set(err, NOKV_NO_SPACE,
+							  "shared heap exhausted storing file metadata; raise meta_heap_size");
+	}
 	if (file_slot_alloc(db, idx) != NOKV_OK)
+	{
+		nokv_heap_free(&db->ctx, smallest);
+		nokv_heap_free(&db->ctx, largest);
 		return nokv_error_set(err, NOKV_NO_SPACE,
 							  "file table is full (%d files); raise max_files",
 							  db->hdr->opts.max_files);
+	}
+	/* fill under FILES: other processes scan the table (table-cache sweeps) */
+	nokv_lock(&db->platform, NOKV_LOCK_FILES, true);
 	f = nokv_file_slot(db, *idx);
 	f->number = d->number;
 	f->size = d->size;
@@ -106,18 +121,13 @@ file_slot_create(nokv_db *db, const nokv_file_desc *d, uint32_t *idx, nokv_error
 	f->min_version = d->min_version;
 	f->max_version = d->max_version;
 	f->level = d->level;
-	f->smallest = heap_copy(db, d->smallest, d->smallest_len);
+	f->smallest = smallest;
 	f->smallest_len = (uint32_t) d->smallest_len;
-	f->largest = heap_copy(db, d->largest, d->largest_len);
+	f->largest = largest;
 	f->largest_len = (uint32_t) d->largest_len;
 	atomic_store(&f->refs, 0);
 	atomic_store(&f->being_compacted, 0);
-	if (!f->smallest || !f->largest)
-	{
-		file_slot_free(db, *idx);
-		return nokv_error_set(err, NOKV_NO_SPACE,
-							  "shared heap exhausted storing file metadata; raise meta_heap_size");
-	}
+	nokv_unlock(&db->platform, NOKV_LOCK_FILES);
 	return NOKV_OK;
 }
 
@@ -772,6 +782,15 @@ tc_insert(nokv_table_cache *tc, uint64_t number, nokv_sst_reader *r)
  * Drop readers of files no version references any more.  Safe: a caller
  * using a reader holds a version that lists its file.
  */
+static int
+cmp_number(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *) a,
+				y = *(const uint64_t *) b;
+
+	return x < y ? -1 : x > y;
+}
+
 static void
 tc_sweep(nokv_db *db, nokv_table_cache *tc)
 {
@@ -779,26 +798,34 @@ tc_sweep(nokv_db *db, nokv_table_cache *tc)
 	int			oldcap = tc->cap;
 	bool	   *live;
 	int			nlive = 0;
+	uint64_t   *numbers;
+	int			nnumbers = 0;
+
+	/* numbers of files some version still lists, sorted */
+	numbers = nokv_malloc(sizeof(uint64_t) * (db->hdr->opts.max_files + 1));
+	nokv_lock(&db->platform, NOKV_LOCK_FILES, false);
+	for (int s = 0; s < db->hdr->opts.max_files; s++)
+	{
+		nokv_file_meta *f = nokv_file_slot(db, s);
+
+		if (f->number != 0 && atomic_load(&f->refs) > 0)
+			numbers[nnumbers++] = f->number;
+	}
+	nokv_unlock(&db->platform, NOKV_LOCK_FILES);
+	if (nnumbers > 1)
+		qsort(numbers, nnumbers, sizeof(uint64_t), cmp_number);
 
 	live = nokv_calloc(oldcap, sizeof(bool));
 	for (int i = 0; i < oldcap; i++)
 	{
 		if (!old[i].reader)
 			continue;
-		live[i] = false;
-		for (int s = 0; s < db->hdr->opts.max_files; s++)
-		{
-			nokv_file_meta *f = nokv_file_slot(db, s);
-
-			if (f->number == old[i].number && atomic_load(&f->refs) > 0)
-			{
-				live[i] = true;
-				break;
-			}
-		}
+		live[i] = nnumbers > 0 &&
+			bsearch(&old[i].number, numbers, nnumbers, sizeof(uint64_t), cmp_number) != NULL;
 		if (live[i])
 			nlive++;
 	}
+	free(numbers);
 	tc->cap = oldcap;
 	while (tc->cap < nlive * 2 + 16)
 		tc->cap *= 2;
