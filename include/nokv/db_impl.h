@@ -60,7 +60,7 @@ typedef enum nokv_mt_state
 typedef struct nokv_mt_slot
 {
 	nokv_off	mt;				/* memtable header offset */
-	int			state;			/* nokv_mt_state, under MEMTABLES */
+	_Atomic int state;		/* nokv_mt_state; written under MEMTABLES */
 	uint64_t	seq;			/* creation order (newer = larger) */
 	uint64_t	wal_segment;	/* own-log mode: its WAL segment */
 	_Atomic uint64_t reserved;	/* worst-case arena bytes of inserts in flight */
