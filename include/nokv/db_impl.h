@@ -149,6 +149,16 @@ typedef struct nokv_shared_options
 	int			max_files;
 	int			max_snapshots;
 	uint64_t	manifest_rewrite_size;
+	uint64_t	vlog_threshold;
+	uint64_t	vlog_segment_size;
+	double		vlog_gc_discard_ratio;
+	int			max_vlog_segments;
+	int			txn_conflict_slots;
+	int			hot_capacity;
+	int			hot_window_ms;
+	int			hot_window_slots;
+	int			hot_topn;
+	int			hot_write_limit;
 } nokv_shared_options;
 
 typedef struct nokv_region_hdr
@@ -166,6 +176,9 @@ typedef struct nokv_region_hdr
 	nokv_off	wal;			/* 0 in external-log mode */
 	nokv_off	files;			/* nokv_file_meta[max_files] */
 	nokv_off	snapshots;		/* _Atomic uint64_t[max_snapshots], 0 = free */
+	nokv_off	vlog;			/* value-log shared state (vlog.c) */
+	nokv_off	txn;			/* conflict table (txn.c) */
+	nokv_off	hotring;		/* hot-key rings (hotring.c), 0 = off */
 
 	/* memtables: under MEMTABLES (state) and WRITE (active, reserved) */
 	nokv_mt_slot slots[NOKV_MAX_MEMTABLES];
@@ -217,6 +230,9 @@ struct nokv_db
 	char		dir[NOKV_DIR_MAX];
 	nokv_compaction_filter_fn compaction_filter;
 	void	   *compaction_filter_arg;
+	uint64_t	(*clock_ms) (void *arg);
+	void	   *clock_arg;
+	struct nokv_vlog_handle *vlog;	/* per-process value-log files */
 	nokv_sst_env sst_env;
 	nokv_table_cache *tables;	/* open SST readers (fds), per process */
 	nokv_wal   *wal;			/* NULL in external-log mode */
@@ -321,6 +337,30 @@ int			nokv_compaction_run_range(nokv_db *db, int cf,
 									  const void *start, size_t slen,
 									  const void *end, size_t elen, nokv_error *err);
 bool		nokv_compaction_needed(nokv_db *db);
+
+/* milliseconds since the epoch, from the options' clock if one is set */
+uint64_t	nokv_now_ms(nokv_db *db);
+
+/*
+ * The write path with a hook: fn runs under NOKV_LOCK_WRITE after the
+ * batch's first version is chosen and before anything is logged or
+ * applied, so it is serialised with every other write.  A non-OK return
+ * refuses the write (nothing happens).  *first_version (optional) receives
+ * the version of the batch's first entry.
+ */
+typedef int (*nokv_precommit_fn) (void *arg, nokv_db *db, const nokv_batch *b,
+								  uint64_t first_version, nokv_error *err);
+int			nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
+						  nokv_precommit_fn fn, void *arg, uint64_t *first_version,
+						  nokv_error *err);
+
+/* shared-state sizing/formatting of the issue-3 modules */
+size_t		nokv_vlog_shared_size(const nokv_shared_options *o);
+void		nokv_vlog_shared_format(nokv_ctx *ctx, nokv_off off, const nokv_shared_options *o);
+size_t		nokv_txn_shared_size(const nokv_shared_options *o);
+void		nokv_txn_shared_format(nokv_ctx *ctx, nokv_off off, const nokv_shared_options *o);
+size_t		nokv_hotring_shared_size(const nokv_shared_options *o);
+void		nokv_hotring_shared_format(nokv_ctx *ctx, nokv_off off, const nokv_shared_options *o);
 
 /* background-error latch: refuse writes after a failed flush/compaction */
 void		nokv_set_bg_error(nokv_db *db, const nokv_error *err);

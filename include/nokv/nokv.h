@@ -199,6 +199,26 @@ typedef struct nokv_options
 	/* manifest */
 	size_t		manifest_rewrite_size;	/* rewrite when the log exceeds (default 64 MiB) */
 
+	/* value log (values >= vlog_threshold are stored out of the LSM) */
+	size_t		vlog_threshold;		/* default 1 KiB; 0 disables separation */
+	size_t		vlog_segment_size;	/* default 256 MiB */
+	double		vlog_gc_discard_ratio;	/* GC a segment above this garbage share (0.5) */
+	int			max_vlog_segments;	/* live segments tracked in the region (4096) */
+
+	/* transactions: recent commits kept for conflict detection */
+	int			txn_conflict_slots; /* default 65536 */
+
+	/* hot-key tracking */
+	int			hot_capacity;		/* tracked keys per ring (default 4096); 0 = off */
+	int			hot_window_ms;		/* sliding window (default 60000) */
+	int			hot_window_slots;	/* sub-windows (default 6) */
+	int			hot_topn;			/* default 16 */
+	int			hot_write_limit;	/* writes per key per window; 0 = off (default) */
+
+	/* time source in milliseconds since the epoch; NULL = CLOCK_REALTIME */
+	uint64_t	(*clock_ms) (void *arg);
+	void	   *clock_arg;
+
 	/* per-process hooks (not stored in the region) */
 	nokv_compaction_filter_fn compaction_filter;
 	void	   *compaction_filter_arg;

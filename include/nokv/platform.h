@@ -39,6 +39,8 @@ typedef enum nokv_lock_id
 	NOKV_LOCK_SNAPSHOTS,		/* snapshot slots */
 	NOKV_LOCK_HEAP,				/* the shared heap allocator */
 	NOKV_LOCK_STATS,			/* multi-field statistics updates */
+	NOKV_LOCK_VLOG,				/* value-log head and segment table */
+	NOKV_LOCK_HOTRING,			/* hot-key table structure changes */
 	NOKV_LOCK_CACHE_0,			/* block cache shards follow */
 	NOKV_LOCK_COUNT = NOKV_LOCK_CACHE_0 + 16
 } nokv_lock_id;

@@ -86,6 +86,16 @@ nokv_options_init(nokv_options *o)
 	o->background_threads = true;
 	o->compaction_threads = 1;
 	o->manifest_rewrite_size = 64u << 20;
+	o->vlog_threshold = 1024;
+	o->vlog_segment_size = 256u << 20;
+	o->vlog_gc_discard_ratio = 0.5;
+	o->max_vlog_segments = 4096;
+	o->txn_conflict_slots = 65536;
+	o->hot_capacity = 4096;
+	o->hot_window_ms = 60000;
+	o->hot_window_slots = 6;
+	o->hot_topn = 16;
+	o->hot_write_limit = 0;
 }
 
 void
@@ -150,17 +160,72 @@ validate_options(const nokv_options *o, nokv_error *err)
 	CHECK(o->max_snapshots >= 1 && o->max_snapshots <= (1 << 20), "max_snapshots must be 1..1M");
 	CHECK(o->external_log || o->wal_buffer_size >= 4096, "wal_buffer_size must be at least 4 KiB");
 	CHECK(o->compaction_threads >= 0 && o->compaction_threads <= 16, "compaction_threads must be 0..16");
+	CHECK(o->vlog_threshold == 0 || o->vlog_threshold >= 16, "vlog_threshold must be 0 or at least 16 bytes");
+	CHECK(o->vlog_segment_size >= (64u << 10), "vlog_segment_size must be at least 64 KiB");
+	CHECK(o->vlog_gc_discard_ratio > 0.0 && o->vlog_gc_discard_ratio <= 1.0,
+		  "vlog_gc_discard_ratio must be in (0, 1]");
+	CHECK(o->max_vlog_segments >= 4 && o->max_vlog_segments <= (1 << 20), "max_vlog_segments must be 4..1M");
+	CHECK(o->txn_conflict_slots >= 64 && o->txn_conflict_slots <= (1 << 24),
+		  "txn_conflict_slots must be 64..16M");
+	CHECK(o->hot_capacity >= 0 && o->hot_capacity <= (1 << 22), "hot_capacity must be 0..4M");
+	CHECK(o->hot_window_ms >= 10, "hot_window_ms must be at least 10");
+	CHECK(o->hot_window_slots >= 1 && o->hot_window_slots <= 64, "hot_window_slots must be 1..64");
+	CHECK(o->hot_topn >= 1 && o->hot_topn <= 1024, "hot_topn must be 1..1024");
+	CHECK(o->hot_write_limit >= 0, "hot_write_limit must not be negative");
 #undef CHECK
 	return NOKV_OK;
 }
 
 /* ---------- region layout ---------- */
 
+static void
+shared_options_from(const nokv_options *opts, nokv_shared_options *so)
+{
+	*so = (nokv_shared_options) {
+		.memtable_size = opts->memtable_size,
+		.max_memtables = opts->max_memtables,
+		.external_log = opts->external_log,
+		.sync_mode = opts->sync_mode,
+		.wal_buffer_size = opts->wal_buffer_size,
+		.sst = {
+			.block_size = opts->block_size,
+			.restart_interval = opts->block_restart_interval,
+			.bloom_bits_per_key = opts->bloom_bits_per_key,
+			.compression = opts->compression,
+		},
+		.target_file_size = opts->target_file_size,
+		.num_levels = opts->num_levels,
+		.max_bytes_for_level_base = opts->max_bytes_for_level_base,
+		.level_size_multiplier = opts->level_size_multiplier,
+		.l0_compaction_trigger = opts->l0_compaction_trigger,
+		.l0_slowdown_trigger = opts->l0_slowdown_trigger,
+		.l0_stop_trigger = opts->l0_stop_trigger,
+		.block_cache_size = opts->block_cache_size,
+		.meta_heap_size = opts->meta_heap_size,
+		.max_files = opts->max_files,
+		.max_snapshots = opts->max_snapshots,
+		.manifest_rewrite_size = opts->manifest_rewrite_size,
+		.vlog_threshold = opts->vlog_threshold,
+		.vlog_segment_size = opts->vlog_segment_size,
+		.vlog_gc_discard_ratio = opts->vlog_gc_discard_ratio,
+		.max_vlog_segments = opts->max_vlog_segments,
+		.txn_conflict_slots = opts->txn_conflict_slots,
+		.hot_capacity = opts->hot_capacity,
+		.hot_window_ms = opts->hot_window_ms,
+		.hot_window_slots = opts->hot_window_slots,
+		.hot_topn = opts->hot_topn,
+		.hot_write_limit = opts->hot_write_limit,
+	};
+}
+
 typedef struct region_layout
 {
 	size_t		platform;
 	size_t		files;
 	size_t		snapshots;
+	size_t		vlog;
+	size_t		txn;
+	size_t		hotring;
 	size_t		wal;
 	size_t		cache;
 	size_t		memtables;
@@ -174,7 +239,9 @@ static void
 compute_layout(const nokv_options *o, bool builtin_platform, region_layout *l)
 {
 	size_t		pos = NOKV_ALIGN(sizeof(nokv_region_hdr), 64);
+	nokv_shared_options so;
 
+	shared_options_from(o, &so);
 	memset(l, 0, sizeof(*l));
 	if (builtin_platform)
 	{
@@ -185,6 +252,15 @@ compute_layout(const nokv_options *o, bool builtin_platform, region_layout *l)
 	pos += NOKV_ALIGN(sizeof(nokv_file_meta) * (size_t) o->max_files, 64);
 	l->snapshots = pos;
 	pos += NOKV_ALIGN(sizeof(uint64_t) * (size_t) o->max_snapshots, 64);
+	l->vlog = pos;
+	pos += NOKV_ALIGN(nokv_vlog_shared_size(&so), 64);
+	l->txn = pos;
+	pos += NOKV_ALIGN(nokv_txn_shared_size(&so), 64);
+	if (o->hot_capacity > 0)
+	{
+		l->hotring = pos;
+		pos += NOKV_ALIGN(nokv_hotring_shared_size(&so), 64);
+	}
 	if (!o->external_log)
 	{
 		l->wal = pos;
@@ -229,6 +305,8 @@ handle_new(void *region, const nokv_options *opts)
 	db->ctx.heap = db->hdr->heap;
 	db->compaction_filter = opts->compaction_filter;
 	db->compaction_filter_arg = opts->compaction_filter_arg;
+	db->clock_ms = opts->clock_ms;
+	db->clock_arg = opts->clock_arg;
 	snprintf(db->dir, sizeof(db->dir), "%s", db->hdr->dir);
 	db->sst_env.ctx = &db->ctx;
 	db->sst_env.cache = db->hdr->cache;
@@ -563,8 +641,27 @@ apply_batch(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t first, bool 
 	return NOKV_OK;
 }
 
+uint64_t
+nokv_now_ms(nokv_db *db)
+{
+	struct timespec ts;
+
+	if (db->clock_ms)
+		return db->clock_ms(db->clock_arg);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
 int
 nokv_write(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, nokv_error *err)
+{
+	return nokv_write_ex(db, wo, b, NULL, NULL, NULL, err);
+}
+
+int
+nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
+			  nokv_precommit_fn precommit, void *precommit_arg, uint64_t *first_version,
+			  nokv_error *err)
 {
 	nokv_region_hdr *hdr = db->hdr;
 	nokv_mt_slot *slot;
@@ -690,9 +787,21 @@ nokv_write(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, nokv_
 	}
 	atomic_store(&hdr->stats.write_stalled, 0);
 
+	first = external ? wo->version : hdr->next_version;
+	if (precommit)
+	{
+		rc = precommit(precommit_arg, db, b, first, err);
+		if (rc != NOKV_OK)
+		{
+			nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
+			return rc;
+		}
+	}
+	if (first_version)
+		*first_version = first;
+
 	if (external)
 	{
-		first = wo->version;
 		if (first + 1 > hdr->next_version)
 			hdr->next_version = first + 1;
 		if (!(slot->ext_mask & (1ull << wo->log_id)) ||
@@ -706,7 +815,6 @@ nokv_write(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, nokv_
 		size_t		plen = NOKV_WAL_BATCH_HEADER + b->rep.len;
 		char	   *payload = plen <= sizeof(stack) ? stack : nokv_malloc(plen);
 
-		first = hdr->next_version;
 		nokv_put_le64(payload, first);
 		nokv_put_le32(payload + 8, b->count);
 		memcpy(payload + NOKV_WAL_BATCH_HEADER, b->rep.data, b->rep.len);
@@ -1856,37 +1964,16 @@ nokv_region_format(void *region, size_t size, const nokv_options *opts, const ch
 	memset(hdr, 0, sizeof(*hdr));
 	hdr->region_size = size;
 	snprintf(hdr->dir, sizeof(hdr->dir), "%s", dir);
-	hdr->opts = (nokv_shared_options) {
-		.memtable_size = opts->memtable_size,
-		.max_memtables = opts->max_memtables,
-		.external_log = opts->external_log,
-		.sync_mode = opts->sync_mode,
-		.wal_buffer_size = opts->wal_buffer_size,
-		.sst = {
-			.block_size = opts->block_size,
-			.restart_interval = opts->block_restart_interval,
-			.bloom_bits_per_key = opts->bloom_bits_per_key,
-			.compression = opts->compression,
-		},
-		.target_file_size = opts->target_file_size,
-		.num_levels = opts->num_levels,
-		.max_bytes_for_level_base = opts->max_bytes_for_level_base,
-		.level_size_multiplier = opts->level_size_multiplier,
-		.l0_compaction_trigger = opts->l0_compaction_trigger,
-		.l0_slowdown_trigger = opts->l0_slowdown_trigger,
-		.l0_stop_trigger = opts->l0_stop_trigger,
-		.block_cache_size = opts->block_cache_size,
-		.meta_heap_size = opts->meta_heap_size,
-		.max_files = opts->max_files,
-		.max_snapshots = opts->max_snapshots,
-		.manifest_rewrite_size = opts->manifest_rewrite_size,
-	};
+	shared_options_from(opts, &hdr->opts);
 	hdr->platform_storage = l.platform;
 	hdr->heap = l.heap;
 	hdr->cache = opts->block_cache_size ? l.cache : 0;
 	hdr->wal = l.wal;
 	hdr->files = l.files;
 	hdr->snapshots = l.snapshots;
+	hdr->vlog = l.vlog;
+	hdr->txn = l.txn;
+	hdr->hotring = l.hotring;
 	if (l.platform)
 		nokv_pthread_platform_format((char *) region + l.platform);
 
@@ -1898,6 +1985,10 @@ nokv_region_format(void *region, size_t size, const nokv_options *opts, const ch
 	if (hdr->wal)
 		nokv_wal_format(&ctx, hdr->wal, opts->wal_buffer_size);
 	memset(nokv_ptr(&ctx, hdr->snapshots), 0, sizeof(uint64_t) * opts->max_snapshots);
+	nokv_vlog_shared_format(&ctx, hdr->vlog, &hdr->opts);
+	nokv_txn_shared_format(&ctx, hdr->txn, &hdr->opts);
+	if (hdr->hotring)
+		nokv_hotring_shared_format(&ctx, hdr->hotring, &hdr->opts);
 	nokv_file_table_format(db);
 	for (int i = 0; i < opts->max_memtables; i++)
 	{

@@ -1,0 +1,24 @@
+/*-------------------------------------------------------------------------
+ *
+ * txn.c
+ *	  Placeholder: shared-state hooks until the txn module lands.
+ *
+ * src/engine/txn.c
+ *-------------------------------------------------------------------------
+ */
+#include "nokv/db_impl.h"
+
+size_t
+nokv_txn_shared_size(const nokv_shared_options *o)
+{
+	(void) o;
+	return 64;
+}
+
+void
+nokv_txn_shared_format(nokv_ctx *ctx, nokv_off off, const nokv_shared_options *o)
+{
+	(void) ctx;
+	(void) off;
+	(void) o;
+}
