@@ -6,6 +6,7 @@
  * A batch is a byte string of entries
  *
  *		op (1) | cf (1) | varint32 key length | key | [varint32 length | value]
+ *		[varint64 expiry in milliseconds, when op has NOKV_BATCH_TTL]
  *
  * where op is NOKV_KIND_PUT (value follows), NOKV_KIND_DELETE (no value)
  * or NOKV_KIND_RANGE_DELETE (the "value" is the exclusive end key).  A WAL
@@ -27,6 +28,7 @@ struct nokv_batch
 	uint32_t	count;
 	uint64_t	user_bytes;		/* key + value bytes, for statistics */
 	size_t		max_key;		/* longest key or end key */
+	size_t		last_op;		/* offset of the last entry's op byte */
 };
 
 typedef struct nokv_batch_entry
@@ -37,7 +39,11 @@ typedef struct nokv_batch_entry
 	size_t		klen;
 	const char *val;			/* value, or end key for range deletes */
 	size_t		vlen;
+	uint64_t	expires_at_ms;	/* puts with a TTL; 0 = none */
 } nokv_batch_entry;
+
+/* op byte flag: a varint64 expiry follows the value of a put */
+#define NOKV_BATCH_TTL 0x80
 
 #define NOKV_WAL_BATCH_HEADER 12
 

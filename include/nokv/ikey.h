@@ -165,14 +165,14 @@ nokv_tombstone_covers(const nokv_range_tombstone *t, int cf,
  *
  *		flags (1 byte) | [expires_at_ms varint64 if NOKV_VF_TTL] | payload
  *
- * Issue-2 writes only flags = 0 (plain payload).  NOKV_VF_TTL and
- * NOKV_VF_VPTR (payload is a value-log pointer) are reserved for the value
- * log / TTL work and rejected as corruption until they are implemented.
- * Delete entries have an empty value record (zero bytes).
+ * NOKV_VF_TTL: the entry expires at expires_at_ms (milliseconds since the
+ * epoch); from then on every reader treats it as deleted.  NOKV_VF_VPTR: the
+ * payload is a value-log pointer (vlog.h), not the value.  Delete entries
+ * have an empty value record (zero bytes).  Unknown flags are corruption.
  */
 #define NOKV_VF_TTL		0x01
 #define NOKV_VF_VPTR	0x02
-#define NOKV_VF_KNOWN	0x00	/* flags this build understands */
+#define NOKV_VF_KNOWN	(NOKV_VF_TTL | NOKV_VF_VPTR)
 
 typedef struct nokv_value_view
 {
@@ -186,15 +186,55 @@ typedef struct nokv_value_view
 static inline bool
 nokv_value_decode(const char *v, size_t len, nokv_value_view *out)
 {
+	const char *p;
+	const char *end = v + len;
+
 	if (len == 0)
 		return false;
 	out->flags = (unsigned char) v[0];
 	out->expires_at_ms = 0;
 	if ((out->flags & ~NOKV_VF_KNOWN) != 0)
 		return false;
-	out->payload = v + 1;
-	out->payload_len = len - 1;
+	p = v + 1;
+	if (out->flags & NOKV_VF_TTL)
+	{
+		p = nokv_get_varint64(p, end, &out->expires_at_ms);
+		if (!p || out->expires_at_ms == 0)
+			return false;
+	}
+	out->payload = p;
+	out->payload_len = (size_t) (end - p);
 	return true;
+}
+
+/* bytes of the record header (flags + optional expiry) */
+static inline size_t
+nokv_value_header_size(uint64_t expires_at_ms)
+{
+	return 1 + (expires_at_ms ? (size_t) nokv_varint_length(expires_at_ms) : 0);
+}
+
+/* write a record header; returns the bytes written */
+static inline size_t
+nokv_value_header_encode(char *dst, int flags, uint64_t expires_at_ms)
+{
+	char	   *p = dst + 1;
+
+	if (expires_at_ms)
+		flags |= NOKV_VF_TTL;
+	else
+		flags &= ~NOKV_VF_TTL;
+	dst[0] = (char) flags;
+	if (expires_at_ms)
+		p = nokv_put_varint64(p, expires_at_ms);
+	return (size_t) (p - dst);
+}
+
+/* has a put with this record expired at now_ms? */
+static inline bool
+nokv_value_expired(const nokv_value_view *vv, uint64_t now_ms)
+{
+	return vv->expires_at_ms != 0 && vv->expires_at_ms <= now_ms;
 }
 
 #endif							/* NOKV_IKEY_H */

@@ -265,6 +265,13 @@ void		nokv_batch_free(nokv_batch *b);
 void		nokv_batch_clear(nokv_batch *b);
 int			nokv_batch_put(nokv_batch *b, int cf, const void *key, size_t klen,
 						   const void *val, size_t vlen);
+/*
+ * A put that expires at expires_at_ms (milliseconds since the epoch; 0 = no
+ * expiry).  From that moment every reader treats the key as deleted, and
+ * compaction removes it.
+ */
+int			nokv_batch_put_ttl(nokv_batch *b, int cf, const void *key, size_t klen,
+							   const void *val, size_t vlen, uint64_t expires_at_ms);
 int			nokv_batch_delete(nokv_batch *b, int cf, const void *key, size_t klen);
 /* deletes [start, end) of one column family */
 int			nokv_batch_delete_range(nokv_batch *b, int cf,
@@ -291,6 +298,9 @@ int			nokv_write(nokv_db *db, const nokv_write_options *wo,
 /* conveniences: one-entry batches */
 int			nokv_put(nokv_db *db, int cf, const void *key, size_t klen,
 					 const void *val, size_t vlen, nokv_error *err);
+int			nokv_put_ttl(nokv_db *db, int cf, const void *key, size_t klen,
+						 const void *val, size_t vlen, uint64_t expires_at_ms,
+						 nokv_error *err);
 int			nokv_delete(nokv_db *db, int cf, const void *key, size_t klen,
 						nokv_error *err);
 
@@ -315,8 +325,20 @@ uint64_t	nokv_snapshot_version(const nokv_snapshot *snap);
 /* the last published version (own-log mode: the last sequence number) */
 uint64_t	nokv_last_version(nokv_db *db);
 
+/*
+ * Version-visibility hook: an upper layer that stores its own metadata with
+ * each value (PostgreSQL: the writing transaction's xid) decides whether a
+ * version is visible to this read.  Called for puts whose version is at or
+ * below the read version; returning false skips that version and the read
+ * considers older ones.  value is the user's value.
+ */
+typedef bool (*nokv_visible_fn) (void *arg, int cf, const char *key, size_t klen,
+								 uint64_t version, const char *value, size_t vlen);
+
 typedef struct nokv_read_options
 {
+	nokv_visible_fn visible;	/* NULL: every version at or below the read version */
+	void	   *visible_arg;
 	const nokv_snapshot *snapshot;	/* NULL: latest */
 	uint64_t	version;		/* if >0 and no snapshot: read as of this version */
 	bool		fill_cache;		/* default true (see nokv_read_options_init) */
@@ -337,6 +359,11 @@ void		nokv_read_options_init(nokv_read_options *ro);
 int			nokv_get(nokv_db *db, const nokv_read_options *ro, int cf,
 					 const void *key, size_t klen,
 					 char **val, size_t *vlen, nokv_error *err);
+/* nokv_get that also reports the expiry (0 = none) */
+int			nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf,
+						 const void *key, size_t klen,
+						 char **val, size_t *vlen, uint64_t *expires_at_ms,
+						 nokv_error *err);
 
 typedef struct nokv_iter nokv_iter;
 
@@ -353,6 +380,7 @@ bool		nokv_iter_valid(const nokv_iter *it);
 const char *nokv_iter_key(const nokv_iter *it, size_t *klen);
 const char *nokv_iter_value(const nokv_iter *it, size_t *vlen);
 uint64_t	nokv_iter_version(const nokv_iter *it);
+uint64_t	nokv_iter_expires_at(const nokv_iter *it);	/* 0 = no expiry */
 /* NOKV_OK, or the error that made the iterator invalid */
 int			nokv_iter_status(const nokv_iter *it, nokv_error *err);
 

@@ -45,6 +45,7 @@ batch_add(nokv_batch *b, int op, int cf, const void *key, size_t klen,
 {
 	char		hdr[2] = {(char) op, (char) cf};
 
+	b->last_op = b->rep.len;
 	nokv_buf_append(&b->rep, hdr, 2);
 	nokv_buf_append_lenprefixed(&b->rep, key, klen);
 	if (has_val)
@@ -63,6 +64,24 @@ nokv_batch_put(nokv_batch *b, int cf, const void *key, size_t klen,
 		vlen > NOKV_MAX_VALUE_SIZE || (klen && !key) || (vlen && !val))
 		return NOKV_INVALID_ARGUMENT;
 	batch_add(b, NOKV_KIND_PUT, cf, key, klen, val, vlen, true);
+	return NOKV_OK;
+}
+
+int
+nokv_batch_put_ttl(nokv_batch *b, int cf, const void *key, size_t klen,
+				   const void *val, size_t vlen, uint64_t expires_at_ms)
+{
+	char		buf[NOKV_MAX_VARINT64];
+	int			rc;
+
+	if (expires_at_ms == 0)
+		return nokv_batch_put(b, cf, key, klen, val, vlen);
+	rc = nokv_batch_put(b, cf, key, klen, val, vlen);
+	if (rc != NOKV_OK)
+		return rc;
+	/* flag the op byte written by nokv_batch_put and append the expiry */
+	b->rep.data[b->last_op] |= (char) NOKV_BATCH_TTL;
+	nokv_buf_append(&b->rep, buf, nokv_put_varint64(buf, expires_at_ms) - buf);
 	return NOKV_OK;
 }
 
@@ -111,13 +130,19 @@ nokv_batch_next(const char **pp, const char *end, nokv_batch_entry *e)
 
 	if (p == end)
 		return 0;
+	bool		ttl;
+
 	if (end - p < 2)
 		return -1;
 	e->op = (unsigned char) p[0];
 	e->cf = (unsigned char) p[1];
 	p += 2;
+	ttl = (e->op & NOKV_BATCH_TTL) != 0;
+	e->op &= ~NOKV_BATCH_TTL;
+	e->expires_at_ms = 0;
 	if (e->cf >= NOKV_CF_COUNT ||
-		(e->op != NOKV_KIND_PUT && e->op != NOKV_KIND_DELETE && e->op != NOKV_KIND_RANGE_DELETE))
+		(e->op != NOKV_KIND_PUT && e->op != NOKV_KIND_DELETE && e->op != NOKV_KIND_RANGE_DELETE) ||
+		(ttl && e->op != NOKV_KIND_PUT))
 		return -1;
 	p = nokv_get_varint32(p, end, &len);
 	if (!p || len > (size_t) (end - p) || len > NOKV_MAX_KEY_SIZE)
@@ -135,6 +160,12 @@ nokv_batch_next(const char **pp, const char *end, nokv_batch_entry *e)
 		e->val = p;
 		e->vlen = len;
 		p += len;
+	}
+	if (ttl)
+	{
+		p = nokv_get_varint64(p, end, &e->expires_at_ms);
+		if (!p || e->expires_at_ms == 0)
+			return -1;
 	}
 	*pp = p;
 	return 1;

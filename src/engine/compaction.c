@@ -633,6 +633,7 @@ typedef struct job
 
 	/* the filter's replacement value, re-wrapped as a value record */
 	nokv_buf	filter_value;
+	uint64_t	now_ms;			/* TTL clock, read once per job */
 
 	/* statistics */
 	uint64_t	dropped;
@@ -1028,6 +1029,15 @@ job_free(job *j)
 	nokv_buf_free(&j->filter_value);
 }
 
+/* has this put's TTL passed (by the job's clock)? */
+static bool
+job_expired(job *j, const char *value, size_t vlen)
+{
+	nokv_value_view vv;
+
+	return nokv_value_decode(value, vlen, &vv) && nokv_value_expired(&vv, j->now_ms);
+}
+
 /*
  * Ask the compaction filter about a surviving put at or below the safe
  * point.  Returns NOKV_OK and sets *decision (and the value for CHANGE).
@@ -1063,7 +1073,8 @@ job_filter(job *j, const nokv_ikey_view *kv, bool bottommost,
 			break;
 		case NOKV_FILTER_CHANGE:
 			{
-				char		flags = (char) vv.flags;
+				char		hdr[1 + NOKV_MAX_VARINT64];
+				size_t		hlen = nokv_value_header_encode(hdr, vv.flags, vv.expires_at_ms);
 
 				if (nl > 0 && nv == NULL)
 					return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
@@ -1071,9 +1082,9 @@ job_filter(job *j, const nokv_ikey_view *kv, bool bottommost,
 				if (nl > NOKV_MAX_VALUE_SIZE)
 					return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
 										  "compaction filter returned a value of %zu bytes", nl);
-				/* same record flags, new payload */
+				/* same record header (flags, expiry), new payload */
 				nokv_buf_reset(&j->filter_value);
-				nokv_buf_append(&j->filter_value, &flags, 1);
+				nokv_buf_append(&j->filter_value, hdr, hlen);
 				nokv_buf_append(&j->filter_value, nv, nl);
 				*value = j->filter_value.data;
 				*vlen = j->filter_value.len;
@@ -1160,6 +1171,22 @@ job_run(job *j, nokv_iiter *it, nokv_error *err)
 					drop = true;	/* range-deleted for every reader */
 				else if (kv.kind == NOKV_KIND_DELETE && bottommost)
 					drop = true;	/* nothing below to hide */
+				else if (kv.kind == NOKV_KIND_PUT && job_expired(j, value, vlen))
+				{
+					/* expired: deleted for every reader, whatever its snapshot */
+					if (bottommost)
+						drop = true;
+					else
+					{
+						nokv_buf_reset(&scratch);
+						nokv_buf_append(&scratch, key, klen);
+						scratch.data[klen - 1] = (char) NOKV_KIND_DELETE;
+						key = scratch.data;
+						value = "";
+						vlen = 0;
+						j->dropped++;
+					}
+				}
 				else if (kv.kind == NOKV_KIND_PUT && j->db->compaction_filter)
 				{
 					nokv_filter_decision d = NOKV_FILTER_KEEP;
@@ -1323,6 +1350,7 @@ compaction_execute(nokv_db *db, compaction *c, nokv_error *err)
 	j.db = db;
 	j.c = c;
 	j.safe_point = nokv_safe_point(db);
+	j.now_ms = nokv_now_ms(db);
 	j.target_file_size = hdr->opts.target_file_size;
 	j.max_grandparent_overlap = hdr->opts.target_file_size * GRANDPARENT_OVERLAP_FILES;
 	j.last_level = num_levels(db) - 1;

@@ -531,7 +531,8 @@ batch_cost(const nokv_batch *b)
 			cost += nokv_memtable_tombstone_cost(1 + e.klen, 1 + e.vlen);
 		else
 			cost += nokv_memtable_entry_cost(nokv_ikey_size(e.klen),
-											 e.op == NOKV_KIND_PUT ? e.vlen + 1 : 0);
+											 e.op == NOKV_KIND_PUT
+											 ? e.vlen + nokv_value_header_size(e.expires_at_ms) : 0);
 	}
 	return cost;
 }
@@ -618,14 +619,15 @@ apply_batch(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t first, bool 
 		else
 		{
 			size_t		klen = nokv_ikey_size(e.klen);
-			size_t		vlen = e.op == NOKV_KIND_PUT ? e.vlen + 1 : 0;
+			size_t		hlen = nokv_value_header_size(e.expires_at_ms);
+			size_t		vlen = e.op == NOKV_KIND_PUT ? e.vlen + hlen : 0;
 			char	   *buf = klen + vlen <= sizeof(stack) ? stack : nokv_malloc(klen + vlen);
 
 			nokv_ikey_encode(buf, e.cf, e.key, e.klen, version, e.op);
 			if (vlen)
 			{
-				buf[klen] = 0;	/* value record flags: plain payload */
-				memcpy(buf + klen + 1, e.val, e.vlen);
+				nokv_value_header_encode(buf + klen, 0, e.expires_at_ms);
+				memcpy(buf + klen + hlen, e.val, e.vlen);
 			}
 			rc = nokv_memtable_add(&db->ctx, mt, buf, klen, buf + klen, vlen);
 			if (buf != stack)
@@ -884,6 +886,22 @@ nokv_put(nokv_db *db, int cf, const void *key, size_t klen, const void *val, siz
 	nokv_batch	b = {0};
 	nokv_write_options wo = {0};
 	int			rc = nokv_batch_put(&b, cf, key, klen, val, vlen);
+
+	if (rc != NOKV_OK)
+		rc = nokv_error_set(err, rc, "invalid put: column family, key or value size out of range");
+	else
+		rc = nokv_write(db, &wo, &b, err);
+	nokv_buf_free(&b.rep);
+	return rc;
+}
+
+int
+nokv_put_ttl(nokv_db *db, int cf, const void *key, size_t klen, const void *val, size_t vlen,
+			 uint64_t expires_at_ms, nokv_error *err)
+{
+	nokv_batch	b = {0};
+	nokv_write_options wo = {0};
+	int			rc = nokv_batch_put_ttl(&b, cf, key, klen, val, vlen, expires_at_ms);
 
 	if (rc != NOKV_OK)
 		rc = nokv_error_set(err, rc, "invalid put: column family, key or value size out of range");
@@ -1306,6 +1324,58 @@ int
 nokv_get(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, size_t klen,
 		 char **val, size_t *vlen, nokv_error *err)
 {
+	return nokv_get_ttl(db, ro, cf, key, klen, val, vlen, NULL, err);
+}
+
+/*
+ * A read with a visibility hook may have to step past versions the hook
+ * rejects, which the point-lookup path cannot do: use a one-key iterator.
+ */
+static int
+get_via_iterator(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, size_t klen,
+				 char **val, size_t *vlen, uint64_t *expires_at_ms, nokv_error *err)
+{
+	nokv_read_options iro = *ro;
+	nokv_iter  *it;
+	char	   *upper = nokv_malloc(klen + 1);
+	int			rc;
+
+	memcpy(upper, key, klen);
+	upper[klen] = '\0';			/* the smallest key after key */
+	iro.lower_bound = key;
+	iro.lower_len = klen;
+	iro.upper_bound = upper;
+	iro.upper_len = klen + 1;
+	it = nokv_iter_new(db, &iro, cf);
+	nokv_iter_seek_to_first(it);
+	if (nokv_iter_valid(it))
+	{
+		size_t		n;
+		const char *v = nokv_iter_value(it, &n);
+
+		*val = nokv_malloc(n + 1);
+		memcpy(*val, v, n);
+		(*val)[n] = '\0';
+		*vlen = n;
+		if (expires_at_ms)
+			*expires_at_ms = nokv_iter_expires_at(it);
+		rc = NOKV_OK;
+	}
+	else
+	{
+		rc = nokv_iter_status(it, err);
+		if (rc == NOKV_OK)
+			rc = NOKV_NOT_FOUND;
+	}
+	nokv_iter_free(it);
+	free(upper);
+	return rc;
+}
+
+int
+nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, size_t klen,
+			 char **val, size_t *vlen, uint64_t *expires_at_ms, nokv_error *err)
+{
 	nokv_view	view;
 	get_state	gs = {0};
 	nokv_buf	scratch = {0};
@@ -1319,11 +1389,15 @@ nokv_get(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, size
 
 	*val = NULL;
 	*vlen = 0;
+	if (expires_at_ms)
+		*expires_at_ms = 0;
 	if (cf < 0 || cf >= NOKV_CF_COUNT)
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT, "unknown column family %d", cf);
 	if (klen > NOKV_MAX_KEY_SIZE || (klen && !key))
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT, "key of %zu bytes exceeds the maximum of %d",
 							  klen, NOKV_MAX_KEY_SIZE);
+	if (ro && ro->visible)
+		return get_via_iterator(db, ro, cf, key, klen, val, vlen, expires_at_ms, err);
 	lkey = lkey_len + NOKV_IKEY_TRAILER <= sizeof(stack) ? stack
 		: nokv_malloc(lkey_len + NOKV_IKEY_TRAILER);
 	seek_key = lkey;
@@ -1424,12 +1498,19 @@ nokv_get(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, size
 	{
 		nokv_value_view vv;
 
-		if (!nokv_value_decode(gs.value.data, gs.value.len, &vv))
+		if (!nokv_value_decode(gs.value.data, gs.value.len, &vv) || (vv.flags & NOKV_VF_VPTR))
 		{
 			nokv_buf_free(&gs.value);
 			return nokv_error_set(err, NOKV_CORRUPTION, "malformed value record for a key of %zu bytes",
 								  klen);
 		}
+		if (nokv_value_expired(&vv, nokv_now_ms(db)))
+		{
+			nokv_buf_free(&gs.value);
+			return NOKV_NOT_FOUND;
+		}
+		if (expires_at_ms)
+			*expires_at_ms = vv.expires_at_ms;
 		*val = nokv_malloc(vv.payload_len + 1);
 		memcpy(*val, vv.payload, vv.payload_len);
 		(*val)[vv.payload_len] = '\0';

@@ -277,6 +277,12 @@ struct nokv_iter
 	nokv_buf	cur_key;		/* lookup key */
 	nokv_buf	cur_value;		/* payload */
 	uint64_t	cur_version;
+	uint64_t	cur_expires;
+	uint64_t	saved_expires;
+
+	nokv_visible_fn visible;	/* upper layer's visibility hook, or NULL */
+	void	   *visible_arg;
+	uint64_t	now_ms;			/* clock for TTL, read once per call */
 
 	nokv_error	err;
 	nokv_buf	scratch;
@@ -398,22 +404,36 @@ find_next_user_entry(nokv_iter *di, bool skipping)
 
 			if (!hidden)
 			{
-				if (kv.kind == NOKV_KIND_DELETE || covered(di, kv.lkey, kv.lkey_len, kv.version))
+				size_t		vlen;
+				const char *v = nokv_iiter_value(di->it, &vlen);
+				nokv_value_view vv;
+				bool		deleted = kv.kind == NOKV_KIND_DELETE ||
+					covered(di, kv.lkey, kv.lkey_len, kv.version);
+
+				if (!deleted && kv.kind == NOKV_KIND_PUT)
+				{
+					if (!decode_value(di, v, vlen, &vv))
+						return;
+					/* an expired put deletes the key for every reader */
+					deleted = nokv_value_expired(&vv, di->now_ms);
+				}
+				if (deleted)
 				{
 					nokv_buf_reset(&di->saved_key);
 					nokv_buf_append(&di->saved_key, kv.lkey, kv.lkey_len);
 					skipping = true;
 				}
+				else if (kv.kind == NOKV_KIND_PUT && di->visible &&
+						 !di->visible(di->visible_arg, kv.cf, kv.ukey, kv.ukey_len, kv.version,
+									  vv.payload, vv.payload_len))
+				{
+					/* invisible to this reader: an older version may be visible */
+				}
 				else if (kv.kind == NOKV_KIND_PUT)
 				{
-					size_t		vlen;
-					const char *v = nokv_iiter_value(di->it, &vlen);
-					nokv_value_view vv;
 					size_t		klen;
 					const char *k = nokv_iiter_key(di->it, &klen);
 
-					if (!decode_value(di, v, vlen, &vv))
-						return;
 					nokv_buf_reset(&di->cur_ikey);
 					nokv_buf_append(&di->cur_ikey, k, klen);
 					nokv_buf_reset(&di->cur_key);
@@ -421,6 +441,7 @@ find_next_user_entry(nokv_iter *di, bool skipping)
 					nokv_buf_reset(&di->cur_value);
 					nokv_buf_append(&di->cur_value, vv.payload, vv.payload_len);
 					di->cur_version = kv.version;
+					di->cur_expires = vv.expires_at_ms;
 					di->advanced = false;
 					di->valid = true;
 					return;
@@ -451,28 +472,45 @@ find_prev_user_entry(nokv_iter *di)
 			if (kind == NOKV_KIND_DELETE &&
 				nokv_lkey_compare(kv.lkey, kv.lkey_len, di->lower.data, di->lower.len) < 0)
 				break;			/* below the range and nothing pending */
-			kind = kv.kind;
-			if (kind == NOKV_KIND_PUT && covered(di, kv.lkey, kv.lkey_len, kv.version))
-				kind = NOKV_KIND_DELETE;
-			if (kind != NOKV_KIND_PUT)
 			{
-				kind = NOKV_KIND_DELETE;
-				nokv_buf_reset(&di->saved_key);
-				nokv_buf_reset(&di->saved_value);
-			}
-			else
-			{
+				int			k = kv.kind;
 				size_t		vlen;
 				const char *v = nokv_iiter_value(di->it, &vlen);
 				nokv_value_view vv;
+				bool		skip = false;
 
-				if (!decode_value(di, v, vlen, &vv))
-					return;
-				nokv_buf_reset(&di->saved_key);
-				nokv_buf_append(&di->saved_key, kv.lkey, kv.lkey_len);
-				nokv_buf_reset(&di->saved_value);
-				nokv_buf_append(&di->saved_value, vv.payload, vv.payload_len);
-				di->saved_version = kv.version;
+				if (k == NOKV_KIND_PUT && covered(di, kv.lkey, kv.lkey_len, kv.version))
+					k = NOKV_KIND_DELETE;
+				if (k == NOKV_KIND_PUT)
+				{
+					if (!decode_value(di, v, vlen, &vv))
+						return;
+					if (nokv_value_expired(&vv, di->now_ms))
+						k = NOKV_KIND_DELETE;
+					else if (di->visible &&
+							 !di->visible(di->visible_arg, kv.cf, kv.ukey, kv.ukey_len, kv.version,
+										  vv.payload, vv.payload_len))
+						skip = true;	/* as if this version did not exist */
+				}
+				if (!skip)
+				{
+					kind = k;
+					if (kind != NOKV_KIND_PUT)
+					{
+						kind = NOKV_KIND_DELETE;
+						nokv_buf_reset(&di->saved_key);
+						nokv_buf_reset(&di->saved_value);
+					}
+					else
+					{
+						nokv_buf_reset(&di->saved_key);
+						nokv_buf_append(&di->saved_key, kv.lkey, kv.lkey_len);
+						nokv_buf_reset(&di->saved_value);
+						nokv_buf_append(&di->saved_value, vv.payload, vv.payload_len);
+						di->saved_version = kv.version;
+						di->saved_expires = vv.expires_at_ms;
+					}
+				}
 			}
 		}
 		nokv_iiter_prev(di->it);
@@ -489,6 +527,7 @@ find_prev_user_entry(nokv_iter *di)
 	nokv_buf_reset(&di->cur_value);
 	nokv_buf_append(&di->cur_value, di->saved_value.data, di->saved_value.len);
 	di->cur_version = di->saved_version;
+	di->cur_expires = di->saved_expires;
 	di->valid = true;
 }
 
@@ -572,6 +611,7 @@ op_begin(nokv_iter *di)
 {
 	if (di->err.code != NOKV_OK || !di->view.version)
 		return false;
+	di->now_ms = nokv_now_ms(di->db);
 	if (nokv_view_repin(di->db, &di->view))
 		return true;
 	iter_teardown(di);
@@ -621,6 +661,11 @@ nokv_iter_new(nokv_db *db, const nokv_read_options *ro, int cf)
 	di->db = db;
 	di->cf = cf;
 	di->forward = true;
+	if (ro)
+	{
+		di->visible = ro->visible;
+		di->visible_arg = ro->visible_arg;
+	}
 	if (cf < 0 || cf >= NOKV_CF_COUNT)
 	{
 		nokv_error_set(&di->err, NOKV_INVALID_ARGUMENT, "unknown column family %d", cf);
@@ -851,6 +896,12 @@ uint64_t
 nokv_iter_version(const nokv_iter *di)
 {
 	return di->valid ? di->cur_version : 0;
+}
+
+uint64_t
+nokv_iter_expires_at(const nokv_iter *di)
+{
+	return di->valid ? di->cur_expires : 0;
 }
 
 int
