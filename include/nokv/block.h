@@ -268,6 +268,10 @@ int			nokv_sst_footer_decode(const char *src, uint64_t file_size,
 #define NOKV_PROP_MAX_VERSION		8
 #define NOKV_PROP_SMALLEST			9
 #define NOKV_PROP_LARGEST			10
+/* per column family, tag + cf: entries, key bytes, value bytes (optional) */
+#define NOKV_PROP_CF_ENTRIES		16
+#define NOKV_PROP_CF_KEY_BYTES		20
+#define NOKV_PROP_CF_VALUE_BYTES	24
 
 void		nokv_sst_props_encode(nokv_buf *out, const nokv_sst_props *p);
 /* fills *p (keys malloc'ed; file_size left alone); NOKV_CORRUPTION if malformed */

@@ -125,6 +125,9 @@ typedef struct nokv_shared_stats
 	_Atomic uint64_t slowdown_count;
 	_Atomic int write_stalled;
 	_Atomic int write_slowed;
+	_Atomic uint64_t cf_reads[NOKV_CF_COUNT];
+	_Atomic uint64_t cf_writes[NOKV_CF_COUNT];
+	_Atomic uint64_t batches;
 	nokv_sst_counters sst;
 } nokv_shared_stats;
 
@@ -364,6 +367,11 @@ void		nokv_hotring_shared_format(nokv_ctx *ctx, nokv_off off, const nokv_shared_
 
 /* background-error latch: refuse writes after a failed flush/compaction */
 void		nokv_set_bg_error(nokv_db *db, const nokv_error *err);
+
+/* each module adds its rows to nokv_stats_foreach */
+void		nokv_vlog_emit_stats(nokv_db *db, nokv_stat_fn fn, void *arg);
+void		nokv_txn_emit_stats(nokv_db *db, nokv_stat_fn fn, void *arg);
+void		nokv_hotring_emit_stats(nokv_db *db, nokv_stat_fn fn, void *arg);
 
 /* ---------- internal to the core (version.c, db.c) ---------- */
 

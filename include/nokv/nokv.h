@@ -453,6 +453,25 @@ typedef struct nokv_stats
 
 void		nokv_get_stats(nokv_db *db, nokv_stats *st);
 
+/*
+ * Every figure as one row: a dotted name following NoKV's stats schema
+ * where it has one (e.g. "compaction.runs", "lsm.levels.L0.tables",
+ * "lsm.column_families.default.writes"), a value, a unit ("count",
+ * "bytes", "ratio", "bool", "version", "ms") and a one-line description.
+ * The strings are valid only during the callback.  Readable from any
+ * process while writers run; docs/stats.md lists every row.
+ */
+typedef struct nokv_stat
+{
+	const char *name;
+	double		value;
+	const char *unit;
+	const char *description;
+} nokv_stat;
+
+typedef void (*nokv_stat_fn) (void *arg, const nokv_stat *s);
+void		nokv_stats_foreach(nokv_db *db, nokv_stat_fn fn, void *arg);
+
 /* write amplification = (wal + flush + compaction bytes written) / user bytes */
 double		nokv_write_amplification(const nokv_stats *st);
 

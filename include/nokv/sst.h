@@ -49,6 +49,10 @@ typedef struct nokv_sst_props
 	uint64_t	data_blocks;
 	uint64_t	min_version;
 	uint64_t	max_version;
+	/* per column family (files written before these existed report 0) */
+	uint64_t	cf_entries[NOKV_CF_COUNT];
+	uint64_t	cf_key_bytes[NOKV_CF_COUNT];
+	uint64_t	cf_value_bytes[NOKV_CF_COUNT];
 	/*
 	 * Smallest and largest internal keys, widened to cover range tombstones:
 	 * a tombstone [s, e) at version v contributes (s, v, RANGE_DELETE) and

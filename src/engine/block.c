@@ -688,6 +688,14 @@ nokv_sst_props_encode(nokv_buf *out, const nokv_sst_props *p)
 	put_prop_u64(out, NOKV_PROP_DATA_BLOCKS, p->data_blocks);
 	put_prop_u64(out, NOKV_PROP_MIN_VERSION, p->min_version);
 	put_prop_u64(out, NOKV_PROP_MAX_VERSION, p->max_version);
+	for (int cf = 0; cf < NOKV_CF_COUNT; cf++)
+	{
+		if (p->cf_entries[cf] == 0)
+			continue;
+		put_prop_u64(out, NOKV_PROP_CF_ENTRIES + cf, p->cf_entries[cf]);
+		put_prop_u64(out, NOKV_PROP_CF_KEY_BYTES + cf, p->cf_key_bytes[cf]);
+		put_prop_u64(out, NOKV_PROP_CF_VALUE_BYTES + cf, p->cf_value_bytes[cf]);
+	}
 	if (p->smallest_len)
 		put_prop_bytes(out, NOKV_PROP_SMALLEST, p->smallest, p->smallest_len);
 	if (p->largest_len)
@@ -707,6 +715,9 @@ nokv_sst_props_decode(const char *data, size_t len, nokv_sst_props *p,
 	p->min_version = p->max_version = 0;
 	p->smallest = p->largest = NULL;
 	p->smallest_len = p->largest_len = 0;
+	memset(p->cf_entries, 0, sizeof(p->cf_entries));
+	memset(p->cf_key_bytes, 0, sizeof(p->cf_key_bytes));
+	memset(p->cf_value_bytes, 0, sizeof(p->cf_value_bytes));
 
 	while (q < limit && why == NULL)
 	{
@@ -776,7 +787,19 @@ nokv_sst_props_decode(const char *data, size_t len, nokv_sst_props *p,
 				p->largest_len = n;
 				break;
 			default:
-				break;			/* a field from a newer writer */
+				if ((tag & 1) == 0 && (tag >> 1) >= NOKV_PROP_CF_ENTRIES &&
+					(tag >> 1) < NOKV_PROP_CF_VALUE_BYTES + NOKV_CF_COUNT)
+				{
+					uint32_t	t = tag >> 1;
+
+					if (t < NOKV_PROP_CF_ENTRIES + NOKV_CF_COUNT)
+						p->cf_entries[t - NOKV_PROP_CF_ENTRIES] = v;
+					else if (t >= NOKV_PROP_CF_KEY_BYTES && t < NOKV_PROP_CF_KEY_BYTES + NOKV_CF_COUNT)
+						p->cf_key_bytes[t - NOKV_PROP_CF_KEY_BYTES] = v;
+					else if (t >= NOKV_PROP_CF_VALUE_BYTES)
+						p->cf_value_bytes[t - NOKV_PROP_CF_VALUE_BYTES] = v;
+				}
+				break;			/* otherwise a field from a newer writer */
 		}
 	}
 

@@ -635,6 +635,7 @@ apply_batch(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t first, bool 
 		}
 		if (rc != NOKV_OK)
 			return nokv_error_set(err, rc, "memtable insert failed (reserved space exhausted)");
+		atomic_fetch_add_explicit(&db->hdr->stats.cf_writes[e.cf], 1, memory_order_relaxed);
 		if (!one_version)
 			version++;
 	}
@@ -872,6 +873,7 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 	}
 
 	atomic_fetch_add(&hdr->stats.writes, b->count);
+	atomic_fetch_add(&hdr->stats.batches, 1);
 	atomic_fetch_add(&hdr->stats.user_bytes_written, b->user_bytes);
 
 	if (!external && ((wo && wo->sync) || hdr->opts.sync_mode == NOKV_SYNC_BATCH))
@@ -1405,6 +1407,7 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 	if (klen)
 		memcpy(lkey + 1, key, klen);
 	atomic_fetch_add(&db->hdr->stats.gets, 1);
+	atomic_fetch_add_explicit(&db->hdr->stats.cf_reads[cf], 1, memory_order_relaxed);
 
 	nokv_view_acquire(db, &view);
 	for (int i = 0; i < view.nmem; i++)

@@ -274,6 +274,12 @@ nokv_sst_builder_add(nokv_sst_builder *b, const char *ikey, size_t klen,
 		b->props.deletions++;
 	b->props.raw_key_bytes += klen;
 	b->props.raw_value_bytes += vlen;
+	if (v.cf < NOKV_CF_COUNT)
+	{
+		b->props.cf_entries[v.cf]++;
+		b->props.cf_key_bytes[v.cf] += klen;
+		b->props.cf_value_bytes[v.cf] += vlen;
+	}
 	note_version(b, v.version);
 
 	nokv_block_builder_add(&b->data, ikey, klen, value, vlen);
