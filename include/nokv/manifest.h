@@ -14,6 +14,11 @@
  * Edits are encoded as tagged fields (see docs/manifest.md), so new fields
  * can be added without breaking old files; unknown tags are corruption.
  *
+ * Besides tables, counters and log positions, the manifest records the
+ * value log (docs/vlog.md): its durable head, every segment with its
+ * durable size, deleted segments, and per-segment discard increments that
+ * compactions persist in the same edit as their file changes.
+ *
  * include/nokv/manifest.h
  *-------------------------------------------------------------------------
  */
@@ -46,6 +51,21 @@ typedef struct nokv_ext_position
 	uint64_t	position;
 } nokv_ext_position;
 
+/* (value-log segment number, amount): a segment's size, or discarded bytes */
+typedef struct nokv_vlog_amount
+{
+	uint64_t	number;
+	uint64_t	amount;
+} nokv_vlog_amount;
+
+/* a value-log segment as the manifest state knows it */
+typedef struct nokv_vlog_segment_desc
+{
+	uint64_t	number;
+	uint64_t	size;			/* durable bytes, file header included */
+	uint64_t	discard;		/* bytes of records no live pointer references */
+} nokv_vlog_segment_desc;
+
 typedef struct nokv_version_edit
 {
 	bool		has_next_file_number;
@@ -66,6 +86,20 @@ typedef struct nokv_version_edit
 	int			n_added;
 	int			cap_added;
 	nokv_file_desc *added;
+
+	/* value log (tags 7-10) */
+	bool		has_vlog_head;
+	uint64_t	vlog_head_segment;	/* durable head: segment number ... */
+	uint64_t	vlog_head_offset;	/* ... and bytes in it */
+	int			n_vlog_segments;
+	int			cap_vlog_segments;
+	nokv_vlog_amount *vlog_segments;	/* (number, durable size): add or grow */
+	int			n_vlog_deleted;
+	int			cap_vlog_deleted;
+	uint64_t   *vlog_deleted;	/* segment numbers */
+	int			n_vlog_discard;
+	int			cap_vlog_discard;
+	nokv_vlog_amount *vlog_discard; /* (number, bytes): discard increments */
 } nokv_version_edit;
 
 void		nokv_edit_init(nokv_version_edit *e);
@@ -74,6 +108,18 @@ void		nokv_edit_free(nokv_version_edit *e);
 void		nokv_edit_add_file(nokv_version_edit *e, const nokv_file_desc *f);
 void		nokv_edit_delete_file(nokv_version_edit *e, int level, uint64_t number);
 void		nokv_edit_set_ext_position(nokv_version_edit *e, uint32_t log_id, uint64_t pos);
+
+/*
+ * Value-log fields.  Each helper merges with what the edit already holds:
+ * the head keeps the later position (by segment, then offset), a segment
+ * keeps the larger size, a deletion is recorded once, discard increments
+ * of one segment are summed (saturating).  Segment number 0 is invalid
+ * (such an edit does not validate).
+ */
+void		nokv_edit_set_vlog_head(nokv_version_edit *e, uint64_t segment, uint64_t offset);
+void		nokv_edit_add_vlog_segment(nokv_version_edit *e, uint64_t number, uint64_t size);
+void		nokv_edit_delete_vlog_segment(nokv_version_edit *e, uint64_t number);
+void		nokv_edit_add_vlog_discard(nokv_version_edit *e, uint64_t number, uint64_t bytes);
 void		nokv_edit_encode(const nokv_version_edit *e, nokv_buf *out);
 /* never reads outside [data, data+len); malformed input is NOKV_CORRUPTION */
 int			nokv_edit_decode(const char *data, size_t len, nokv_version_edit *e,
@@ -89,6 +135,11 @@ typedef struct nokv_manifest_state
 	int			nfiles[NOKV_MAX_LEVELS];
 	int			capfiles[NOKV_MAX_LEVELS];
 	nokv_file_desc *files[NOKV_MAX_LEVELS]; /* level 0 in add order, others by smallest */
+	uint64_t	vlog_head_segment;	/* 0 = the value log was never written */
+	uint64_t	vlog_head_offset;
+	int			n_vlog;
+	int			cap_vlog;
+	nokv_vlog_segment_desc *vlog;	/* live value-log segments, by number */
 	uint64_t	manifest_number;	/* file replayed / written */
 	uint64_t	manifest_size;	/* valid bytes in it */
 	bool		torn_tail;		/* replay stopped at a torn tail */
@@ -101,6 +152,9 @@ int			nokv_manifest_state_apply(nokv_manifest_state *st, const nokv_version_edit
 									  nokv_error *err);
 /* an edit that recreates st from nothing (for manifest rewrites) */
 void		nokv_manifest_state_to_edit(const nokv_manifest_state *st, nokv_version_edit *e);
+/* the state's entry for a value-log segment, or NULL */
+const nokv_vlog_segment_desc *nokv_manifest_state_vlog(const nokv_manifest_state *st,
+													   uint64_t number);
 
 /*
  * Replay CURRENT's manifest into st.  NOKV_NOT_FOUND if the directory has no

@@ -384,6 +384,27 @@ uint64_t	nokv_iter_expires_at(const nokv_iter *it);	/* 0 = no expiry */
 /* NOKV_OK, or the error that made the iterator invalid */
 int			nokv_iter_status(const nokv_iter *it, nokv_error *err);
 
+/* ---------- hot keys ---------- */
+
+#define NOKV_HOT_KEY_BYTES 64
+
+typedef struct nokv_hot_key
+{
+	int			cf;
+	char		key[NOKV_HOT_KEY_BYTES];	/* first bytes of the key */
+	size_t		key_len;		/* bytes in key[] */
+	bool		truncated;		/* the key is longer than key[] */
+	uint64_t	count;			/* touches in the sliding window */
+} nokv_hot_key;
+
+/*
+ * The hottest keys over the sliding window (hot_window_ms), hottest first:
+ * reads (writes = false: successful point reads) or writes (every key
+ * written).  Fills up to n entries and returns how many; 0 when tracking is
+ * off (hot_capacity = 0).
+ */
+int			nokv_hot_keys(nokv_db *db, bool writes, nokv_hot_key *out, int n);
+
 /* ---------- background work ---------- */
 
 /*

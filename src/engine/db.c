@@ -39,6 +39,7 @@
 #include "nokv/batch.h"
 #include "nokv/db_impl.h"
 #include "nokv/file.h"
+#include "nokv/hotring.h"
 #include "nokv/status.h"
 
 #define STACK_KEY_BUF 512
@@ -167,7 +168,7 @@ validate_options(const nokv_options *o, nokv_error *err)
 	CHECK(o->max_vlog_segments >= 4 && o->max_vlog_segments <= (1 << 20), "max_vlog_segments must be 4..1M");
 	CHECK(o->txn_conflict_slots >= 64 && o->txn_conflict_slots <= (1 << 24),
 		  "txn_conflict_slots must be 64..16M");
-	CHECK(o->hot_capacity >= 0 && o->hot_capacity <= (1 << 22), "hot_capacity must be 0..4M");
+	CHECK(o->hot_capacity >= 0 && o->hot_capacity <= (1 << 20), "hot_capacity must be 0..1M");
 	CHECK(o->hot_window_ms >= 10, "hot_window_ms must be at least 10");
 	CHECK(o->hot_window_slots >= 1 && o->hot_window_slots <= 64, "hot_window_slots must be 1..64");
 	CHECK(o->hot_topn >= 1 && o->hot_topn <= 1024, "hot_topn must be 1..1024");
@@ -580,6 +581,65 @@ batch_has_duplicates(const nokv_batch *b)
 	return dup;
 }
 
+/*
+ * The optional per-key write limit (hot_write_limit writes per window).
+ * Only for writes the engine originates: a replicated write (external-log
+ * mode) must apply exactly as its leader did, so it is never limited.
+ */
+static int
+check_hot_write_limit(nokv_db *db, const nokv_batch *b, nokv_error *err)
+{
+	const char *p = b->rep.data;
+	const char *end = p + b->rep.len;
+	nokv_batch_entry e;
+	uint64_t	now = nokv_now_ms(db);
+
+	while (nokv_batch_next(&p, end, &e) == 1)
+		if (e.op != NOKV_KIND_RANGE_DELETE &&
+			nokv_hotring_write_limited(&db->ctx, db->hdr->hotring, e.cf, e.key, e.klen, now,
+									   (uint32_t) db->hdr->opts.hot_write_limit))
+			return nokv_error_set(err, NOKV_BUSY,
+								  "key of %zu bytes exceeded the write limit of %d writes per %d ms",
+								  e.klen, db->hdr->opts.hot_write_limit, db->hdr->opts.hot_window_ms);
+	return NOKV_OK;
+}
+
+static void
+touch_written_keys(nokv_db *db, const nokv_batch *b)
+{
+	const char *p = b->rep.data;
+	const char *end = p + b->rep.len;
+	nokv_batch_entry e;
+	uint64_t	now = nokv_now_ms(db);
+
+	while (nokv_batch_next(&p, end, &e) == 1)
+		if (e.op != NOKV_KIND_RANGE_DELETE)
+			nokv_hotring_touch(&db->ctx, db->hdr->hotring, NOKV_HOT_WRITE, e.cf, e.key, e.klen, now, 1);
+}
+
+int
+nokv_hot_keys(nokv_db *db, bool writes, nokv_hot_key *out, int n)
+{
+	nokv_hotkey *hk;
+	int			got;
+
+	if (!db->hdr->hotring || n <= 0)
+		return 0;
+	hk = nokv_malloc(sizeof(nokv_hotkey) * (size_t) n);
+	got = nokv_hotring_topn(&db->ctx, db->hdr->hotring, writes ? NOKV_HOT_WRITE : NOKV_HOT_READ,
+							nokv_now_ms(db), hk, n);
+	for (int i = 0; i < got; i++)
+	{
+		out[i].cf = hk[i].cf;
+		out[i].key_len = hk[i].key_len < NOKV_HOT_KEY_BYTES ? hk[i].key_len : NOKV_HOT_KEY_BYTES;
+		memcpy(out[i].key, hk[i].key, out[i].key_len);
+		out[i].truncated = hk[i].truncated;
+		out[i].count = hk[i].count;
+	}
+	free(hk);
+	return got;
+}
+
 static void
 report_wait(nokv_db *db, int event)
 {
@@ -693,6 +753,12 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 	if (external && b->count > 1 && batch_has_duplicates(b))
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
 							  "a key appears twice in one external-log batch; all entries share one version");
+	if (!external && hdr->hotring && hdr->opts.hot_write_limit > 0)
+	{
+		rc = check_hot_write_limit(db, b, err);
+		if (rc != NOKV_OK)
+			return rc;
+	}
 	cost = batch_cost(b);
 	if (cost > slot_arena_size(db) / 2)
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
@@ -874,6 +940,8 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 
 	atomic_fetch_add(&hdr->stats.writes, b->count);
 	atomic_fetch_add(&hdr->stats.batches, 1);
+	if (hdr->hotring)
+		touch_written_keys(db, b);
 	atomic_fetch_add(&hdr->stats.user_bytes_written, b->user_bytes);
 
 	if (!external && ((wo && wo->sync) || hdr->opts.sync_mode == NOKV_SYNC_BATCH))
@@ -1514,6 +1582,9 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 		}
 		if (expires_at_ms)
 			*expires_at_ms = vv.expires_at_ms;
+		if (db->hdr->hotring)
+			nokv_hotring_touch(&db->ctx, db->hdr->hotring, NOKV_HOT_READ, cf, key, klen,
+							   nokv_now_ms(db), 1);
 		*val = nokv_malloc(vv.payload_len + 1);
 		memcpy(*val, vv.payload, vv.payload_len);
 		(*val)[vv.payload_len] = '\0';
@@ -2007,9 +2078,19 @@ recover(nokv_db *db, nokv_error *err)
 	}
 	else if (rc == NOKV_OK)
 	{
-		nokv_lock(&db->platform, NOKV_LOCK_MEMTABLES, true);
-		slot_activate(db, find_free_slot(db), 0);
-		nokv_unlock(&db->platform, NOKV_LOCK_MEMTABLES);
+		/* external-log mode must not silently drop an engine WAL's data */
+		for (int i = 0; rc == NOKV_OK && i < dl.nwal; i++)
+			if (dl.wal[i] >= hdr->log_number)
+				rc = nokv_error_set(err, NOKV_INVALID_ARGUMENT,
+									"directory %s has unflushed engine WAL segments (%06llu.wal); "
+									"open it with external_log off to recover them first",
+									hdr->dir, (unsigned long long) dl.wal[i]);
+		if (rc == NOKV_OK)
+		{
+			nokv_lock(&db->platform, NOKV_LOCK_MEMTABLES, true);
+			slot_activate(db, find_free_slot(db), 0);
+			nokv_unlock(&db->platform, NOKV_LOCK_MEMTABLES);
+		}
 	}
 	free(dl.wal);
 	free(dl.sst);

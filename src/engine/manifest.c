@@ -8,7 +8,9 @@
  * move counters and log positions forward.  Replaying every edit of the
  * file CURRENT names, in order, yields the engine's durable state (the
  * table list per level, the next file number, the last version, the own
- * WAL's oldest needed segment and each external log's flushed position).
+ * WAL's oldest needed segment, each external log's flushed position, and
+ * the value log: its durable head, its segments with their durable sizes
+ * and the exact discard bytes of each).
  *
  * Design choices worth knowing (docs/manifest.md has the byte layout):
  *
@@ -65,6 +67,10 @@
 #define TAG_EXT_POSITION		4
 #define TAG_DELETED_FILE		5
 #define TAG_ADDED_FILE			6
+#define TAG_VLOG_HEAD			7
+#define TAG_VLOG_SEGMENT		8
+#define TAG_VLOG_DELETED		9
+#define TAG_VLOG_DISCARD		10
 
 /* cf byte + empty user key + trailer */
 #define MIN_IKEY_LEN			(1 + NOKV_IKEY_TRAILER)
@@ -180,6 +186,9 @@ nokv_edit_free(nokv_version_edit *e)
 	}
 	free(e->added);
 	free(e->deleted);
+	free(e->vlog_segments);
+	free(e->vlog_deleted);
+	free(e->vlog_discard);
 	nokv_edit_init(e);
 }
 
@@ -237,6 +246,96 @@ nokv_edit_set_ext_position(nokv_version_edit *e, uint32_t log_id, uint64_t pos)
 	e->n_ext++;
 }
 
+static inline uint64_t
+sat_add_u64(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* append (number, amount) to a growable array, no merging */
+static void
+push_amount(nokv_vlog_amount **arr, int *n, int *cap, uint64_t number, uint64_t amount)
+{
+	if (*n == *cap)
+	{
+		*cap = *cap ? *cap * 2 : 4;
+		*arr = nokv_realloc(*arr, sizeof(**arr) * (size_t) *cap);
+	}
+	(*arr)[*n].number = number;
+	(*arr)[*n].amount = amount;
+	(*n)++;
+}
+
+static void
+push_number(uint64_t **arr, int *n, int *cap, uint64_t number)
+{
+	if (*n == *cap)
+	{
+		*cap = *cap ? *cap * 2 : 4;
+		*arr = nokv_realloc(*arr, sizeof(**arr) * (size_t) *cap);
+	}
+	(*arr)[(*n)++] = number;
+}
+
+/* is (s1, o1) a later value-log position than (s2, o2)? */
+static inline bool
+vlog_pos_after(uint64_t s1, uint64_t o1, uint64_t s2, uint64_t o2)
+{
+	return s1 > s2 || (s1 == s2 && o1 > o2);
+}
+
+void
+nokv_edit_set_vlog_head(nokv_version_edit *e, uint64_t segment, uint64_t offset)
+{
+	if (!e->has_vlog_head ||
+		vlog_pos_after(segment, offset, e->vlog_head_segment, e->vlog_head_offset))
+	{
+		e->has_vlog_head = true;
+		e->vlog_head_segment = segment;
+		e->vlog_head_offset = offset;
+	}
+}
+
+void
+nokv_edit_add_vlog_segment(nokv_version_edit *e, uint64_t number, uint64_t size)
+{
+	for (int i = 0; i < e->n_vlog_segments; i++)
+	{
+		if (e->vlog_segments[i].number == number)
+		{
+			if (size > e->vlog_segments[i].amount)
+				e->vlog_segments[i].amount = size;
+			return;
+		}
+	}
+	push_amount(&e->vlog_segments, &e->n_vlog_segments, &e->cap_vlog_segments,
+				number, size);
+}
+
+void
+nokv_edit_delete_vlog_segment(nokv_version_edit *e, uint64_t number)
+{
+	for (int i = 0; i < e->n_vlog_deleted; i++)
+		if (e->vlog_deleted[i] == number)
+			return;
+	push_number(&e->vlog_deleted, &e->n_vlog_deleted, &e->cap_vlog_deleted, number);
+}
+
+void
+nokv_edit_add_vlog_discard(nokv_version_edit *e, uint64_t number, uint64_t bytes)
+{
+	for (int i = 0; i < e->n_vlog_discard; i++)
+	{
+		if (e->vlog_discard[i].number == number)
+		{
+			e->vlog_discard[i].amount = sat_add_u64(e->vlog_discard[i].amount, bytes);
+			return;
+		}
+	}
+	push_amount(&e->vlog_discard, &e->n_vlog_discard, &e->cap_vlog_discard,
+				number, bytes);
+}
+
 void
 nokv_edit_encode(const nokv_version_edit *e, nokv_buf *out)
 {
@@ -283,6 +382,136 @@ nokv_edit_encode(const nokv_version_edit *e, nokv_buf *out)
 		nokv_buf_append_lenprefixed(out, f->smallest, f->smallest_len);
 		nokv_buf_append_lenprefixed(out, f->largest, f->largest_len);
 	}
+	if (e->has_vlog_head)
+	{
+		nokv_buf_append_varint32(out, TAG_VLOG_HEAD);
+		nokv_buf_append_varint64(out, e->vlog_head_segment);
+		nokv_buf_append_varint64(out, e->vlog_head_offset);
+	}
+	for (int i = 0; i < e->n_vlog_segments; i++)
+	{
+		nokv_buf_append_varint32(out, TAG_VLOG_SEGMENT);
+		nokv_buf_append_varint64(out, e->vlog_segments[i].number);
+		nokv_buf_append_varint64(out, e->vlog_segments[i].amount);
+	}
+	for (int i = 0; i < e->n_vlog_deleted; i++)
+	{
+		nokv_buf_append_varint32(out, TAG_VLOG_DELETED);
+		nokv_buf_append_varint64(out, e->vlog_deleted[i]);
+	}
+	for (int i = 0; i < e->n_vlog_discard; i++)
+	{
+		nokv_buf_append_varint32(out, TAG_VLOG_DISCARD);
+		nokv_buf_append_varint64(out, e->vlog_discard[i].number);
+		nokv_buf_append_varint64(out, e->vlog_discard[i].amount);
+	}
+}
+
+static int
+u64_cmp(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *) a;
+	uint64_t	y = *(const uint64_t *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/* sorted copy of the numbers of an amount array */
+static uint64_t *
+sorted_amount_numbers(const nokv_vlog_amount *a, int n)
+{
+	uint64_t   *v = nokv_malloc(sizeof(uint64_t) * (size_t) (n ? n : 1));
+
+	for (int i = 0; i < n; i++)
+		v[i] = a[i].number;
+	if (n > 1)
+		qsort(v, (size_t) n, sizeof(uint64_t), u64_cmp);
+	return v;
+}
+
+static bool
+sorted_has_repeat(const uint64_t *v, int n, uint64_t *which)
+{
+	for (int i = 1; i < n; i++)
+	{
+		if (v[i] == v[i - 1])
+		{
+			*which = v[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool
+sorted_contains(const uint64_t *v, int n, uint64_t x)
+{
+	return n > 0 && bsearch(&x, v, (size_t) n, sizeof(uint64_t), u64_cmp) != NULL;
+}
+
+/*
+ * The value-log rules shared by decoding and in-memory validation: no
+ * segment number 0, no segment named twice by one kind of field, and no
+ * segment both deleted and recorded by one edit (that would resurrect it).
+ */
+static int
+vlog_fields_validate(const nokv_version_edit *e, nokv_error *err)
+{
+	uint64_t   *seg;
+	uint64_t   *del;
+	uint64_t   *dis;
+	uint64_t	which = 0;
+	int			rc = NOKV_OK;
+
+	if (e->n_vlog_segments < 0 || e->n_vlog_deleted < 0 || e->n_vlog_discard < 0)
+		return nokv_error_set(err, NOKV_CORRUPTION,
+							  "version edit has negative value-log counts");
+	if (e->has_vlog_head && e->vlog_head_segment == 0)
+		return nokv_error_set(err, NOKV_CORRUPTION,
+							  "value-log head names segment 0 in version edit");
+	if (e->n_vlog_segments == 0 && e->n_vlog_deleted == 0 && e->n_vlog_discard == 0)
+		return NOKV_OK;
+
+	seg = sorted_amount_numbers(e->vlog_segments, e->n_vlog_segments);
+	dis = sorted_amount_numbers(e->vlog_discard, e->n_vlog_discard);
+	del = nokv_malloc(sizeof(uint64_t) * (size_t) (e->n_vlog_deleted ? e->n_vlog_deleted : 1));
+	if (e->n_vlog_deleted > 0)
+		memcpy(del, e->vlog_deleted, sizeof(uint64_t) * (size_t) e->n_vlog_deleted);
+	if (e->n_vlog_deleted > 1)
+		qsort(del, (size_t) e->n_vlog_deleted, sizeof(uint64_t), u64_cmp);
+
+	if ((e->n_vlog_segments > 0 && seg[0] == 0) ||
+		(e->n_vlog_deleted > 0 && del[0] == 0) ||
+		(e->n_vlog_discard > 0 && dis[0] == 0))
+		rc = nokv_error_set(err, NOKV_CORRUPTION,
+							"value-log segment number 0 in version edit");
+	else if (sorted_has_repeat(seg, e->n_vlog_segments, &which))
+		rc = nokv_error_set(err, NOKV_CORRUPTION,
+							"repeated value-log segment %llu in version edit", (ull) which);
+	else if (sorted_has_repeat(del, e->n_vlog_deleted, &which))
+		rc = nokv_error_set(err, NOKV_CORRUPTION,
+							"value-log segment %llu deleted twice in version edit", (ull) which);
+	else if (sorted_has_repeat(dis, e->n_vlog_discard, &which))
+		rc = nokv_error_set(err, NOKV_CORRUPTION,
+							"repeated discard of value-log segment %llu in version edit",
+							(ull) which);
+	else
+	{
+		for (int i = 0; i < e->n_vlog_deleted; i++)
+		{
+			if (sorted_contains(seg, e->n_vlog_segments, del[i]))
+			{
+				rc = nokv_error_set(err, NOKV_CORRUPTION,
+									"version edit both deletes and records value-log segment %llu",
+									(ull) del[i]);
+				break;
+			}
+		}
+	}
+	free(seg);
+	free(del);
+	free(dis);
+	return rc;
 }
 
 /* a varint32 length then that many bytes, all inside [p, limit) */
@@ -462,6 +691,59 @@ nokv_edit_decode(const char *data, size_t len, nokv_version_edit *e,
 					nokv_edit_add_file(e, &f);
 					break;
 				}
+			case TAG_VLOG_HEAD:
+				{
+					uint64_t	segment;
+					uint64_t	offset;
+
+					if (e->has_vlog_head)
+					{
+						rc = nokv_error_set(err, NOKV_CORRUPTION,
+											"repeated field (tag %u) at offset %zu of version edit",
+											tag, field_off);
+						goto fail;
+					}
+					next = nokv_get_varint64(p, limit, &segment);
+					if (next)
+						next = nokv_get_varint64(next, limit, &offset);
+					if (next == NULL)
+						break;
+					e->has_vlog_head = true;
+					e->vlog_head_segment = segment;
+					e->vlog_head_offset = offset;
+					break;
+				}
+			case TAG_VLOG_SEGMENT:
+			case TAG_VLOG_DISCARD:
+				{
+					uint64_t	number;
+					uint64_t	amount;
+
+					next = nokv_get_varint64(p, limit, &number);
+					if (next)
+						next = nokv_get_varint64(next, limit, &amount);
+					if (next == NULL)
+						break;
+					/* raw: repeats are found (and rejected) below */
+					if (tag == TAG_VLOG_SEGMENT)
+						push_amount(&e->vlog_segments, &e->n_vlog_segments,
+									&e->cap_vlog_segments, number, amount);
+					else
+						push_amount(&e->vlog_discard, &e->n_vlog_discard,
+									&e->cap_vlog_discard, number, amount);
+					break;
+				}
+			case TAG_VLOG_DELETED:
+				{
+					uint64_t	number;
+
+					next = nokv_get_varint64(p, limit, &number);
+					if (next == NULL)
+						break;
+					push_number(&e->vlog_deleted, &e->n_vlog_deleted,
+								&e->cap_vlog_deleted, number);
+					break;
+				}
 			default:
 				rc = nokv_error_set(err, NOKV_CORRUPTION,
 									"unknown tag %u at offset %zu of version edit",
@@ -477,6 +759,8 @@ nokv_edit_decode(const char *data, size_t len, nokv_version_edit *e,
 		}
 		p = next;
 	}
+	if ((rc = vlog_fields_validate(e, err)) != NOKV_OK)
+		goto fail;
 	return NOKV_OK;
 
 fail:
@@ -528,7 +812,7 @@ edit_validate(const nokv_version_edit *e, nokv_error *err)
 								  "key shorter than an internal key for added file %llu in version edit",
 								  (ull) f->number);
 	}
-	return NOKV_OK;
+	return vlog_fields_validate(e, err);
 }
 
 /* ---------- manifest state ---------- */
@@ -555,6 +839,7 @@ nokv_manifest_state_free(nokv_manifest_state *st)
 {
 	for (int l = 0; l < NOKV_MAX_LEVELS; l++)
 		free_level(st->files[l], st->nfiles[l]);
+	free(st->vlog);
 	nokv_manifest_state_init(st);
 }
 
@@ -615,10 +900,141 @@ max_u64(uint64_t a, uint64_t b)
 	return a > b ? a : b;
 }
 
+static int
+vlog_desc_cmp(const void *a, const void *b)
+{
+	uint64_t	x = ((const nokv_vlog_segment_desc *) a)->number;
+	uint64_t	y = ((const nokv_vlog_segment_desc *) b)->number;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+static nokv_vlog_segment_desc *
+find_vlog(nokv_vlog_segment_desc *v, int n, uint64_t number)
+{
+	nokv_vlog_segment_desc key = {.number = number};
+
+	if (n <= 0)
+		return NULL;
+	return bsearch(&key, v, (size_t) n, sizeof(key), vlog_desc_cmp);
+}
+
+const nokv_vlog_segment_desc *
+nokv_manifest_state_vlog(const nokv_manifest_state *st, uint64_t number)
+{
+	return find_vlog(st->vlog, st->n_vlog, number);
+}
+
+/* the value-log part of an edit applied to st, computed without touching st */
+typedef struct vlog_change
+{
+	bool		changed;
+	nokv_vlog_segment_desc *segs;	/* new array, by number */
+	int			nsegs;
+	uint64_t	head_segment;
+	uint64_t	head_offset;
+} vlog_change;
+
+/*
+ * Deleted segments must exist; recorded segments are added or grown
+ * (max of sizes: two flushes may record the same segment in either
+ * order); the head only moves forward and must name a segment that is
+ * live afterwards, whose size then covers it; discard increments add to
+ * segments that are live afterwards and are ignored for others (a
+ * segment deleted while the compaction that dropped its last pointers was
+ * finishing: nothing is lost by forgetting its garbage).
+ */
+static int
+vlog_prepare(const nokv_manifest_state *st, const nokv_version_edit *e,
+			 vlog_change *c, nokv_error *err)
+{
+	uint64_t   *del = NULL;
+	int			n = 0;
+	int			nold;
+	nokv_vlog_segment_desc *head;
+
+	memset(c, 0, sizeof(*c));
+	if (!e->has_vlog_head && e->n_vlog_segments == 0 && e->n_vlog_deleted == 0 &&
+		e->n_vlog_discard == 0)
+		return NOKV_OK;
+
+	for (int i = 0; i < e->n_vlog_deleted; i++)
+		if (find_vlog(st->vlog, st->n_vlog, e->vlog_deleted[i]) == NULL)
+			return nokv_error_set(err, NOKV_CORRUPTION,
+								  "version edit deletes value-log segment %llu, which does not exist",
+								  (ull) e->vlog_deleted[i]);
+	if (e->n_vlog_deleted > 0)
+	{
+		del = nokv_malloc(sizeof(uint64_t) * (size_t) e->n_vlog_deleted);
+		memcpy(del, e->vlog_deleted, sizeof(uint64_t) * (size_t) e->n_vlog_deleted);
+		qsort(del, (size_t) e->n_vlog_deleted, sizeof(uint64_t), u64_cmp);
+	}
+
+	c->segs = nokv_malloc(sizeof(nokv_vlog_segment_desc) *
+						  (size_t) (st->n_vlog + e->n_vlog_segments + 1));
+	for (int i = 0; i < st->n_vlog; i++)
+		if (!sorted_contains(del, e->n_vlog_deleted, st->vlog[i].number))
+			c->segs[n++] = st->vlog[i];
+	free(del);
+	nold = n;					/* survivors: still sorted */
+	for (int i = 0; i < e->n_vlog_segments; i++)
+	{
+		nokv_vlog_segment_desc *d = find_vlog(c->segs, nold, e->vlog_segments[i].number);
+
+		if (d != NULL)
+		{
+			if (e->vlog_segments[i].amount > d->size)
+				d->size = e->vlog_segments[i].amount;
+			continue;
+		}
+		c->segs[n].number = e->vlog_segments[i].number;
+		c->segs[n].size = e->vlog_segments[i].amount;
+		c->segs[n].discard = 0;
+		n++;
+	}
+	if (n > nold)
+		qsort(c->segs, (size_t) n, sizeof(nokv_vlog_segment_desc), vlog_desc_cmp);
+	c->nsegs = n;
+
+	c->head_segment = st->vlog_head_segment;
+	c->head_offset = st->vlog_head_offset;
+	if (e->has_vlog_head &&
+		vlog_pos_after(e->vlog_head_segment, e->vlog_head_offset,
+					   c->head_segment, c->head_offset))
+	{
+		c->head_segment = e->vlog_head_segment;
+		c->head_offset = e->vlog_head_offset;
+	}
+	if (c->head_segment != 0)
+	{
+		head = find_vlog(c->segs, n, c->head_segment);
+		if (head == NULL)
+		{
+			free(c->segs);
+			c->segs = NULL;
+			return nokv_error_set(err, NOKV_CORRUPTION,
+								  "value-log head names segment %llu, which is not a live segment after version edit",
+								  (ull) c->head_segment);
+		}
+		if (c->head_offset > head->size)
+			head->size = c->head_offset;
+	}
+	for (int i = 0; i < e->n_vlog_discard; i++)
+	{
+		nokv_vlog_segment_desc *d = find_vlog(c->segs, n, e->vlog_discard[i].number);
+
+		if (d != NULL)
+			d->discard = sat_add_u64(d->discard, e->vlog_discard[i].amount);
+	}
+	c->changed = true;
+	return NOKV_OK;
+}
+
 int
 nokv_manifest_state_apply(nokv_manifest_state *st, const nokv_version_edit *e,
 						  nokv_error *err)
 {
+	vlog_change vc = {0};
 	size_t		total = 0;
 	file_ref   *refs = NULL;
 	bool	   *dead[NOKV_MAX_LEVELS] = {NULL};
@@ -772,7 +1188,20 @@ nokv_manifest_state_apply(nokv_manifest_state *st, const nokv_version_edit *e,
 		}
 	}
 
+	if ((rc = vlog_prepare(st, e, &vc, err)) != NOKV_OK)
+		goto done;
+
 	/* every check passed: commit (nothing below can fail) */
+	if (vc.changed)
+	{
+		free(st->vlog);
+		st->vlog = vc.segs;
+		st->n_vlog = vc.nsegs;
+		st->cap_vlog = vc.nsegs;
+		st->vlog_head_segment = vc.head_segment;
+		st->vlog_head_offset = vc.head_offset;
+		vc.segs = NULL;
+	}
 	for (size_t i = 0; i < total; i++)
 	{
 		if (refs[i].deleted)
@@ -805,6 +1234,14 @@ nokv_manifest_state_apply(nokv_manifest_state *st, const nokv_version_edit *e,
 		if (num >= st->next_file_number)
 			st->next_file_number = num == UINT64_MAX ? UINT64_MAX : num + 1;
 	}
+	/* value-log segments share the file-number space */
+	for (int i = 0; i < e->n_vlog_segments; i++)
+	{
+		uint64_t	num = e->vlog_segments[i].number;
+
+		if (num >= st->next_file_number)
+			st->next_file_number = num == UINT64_MAX ? UINT64_MAX : num + 1;
+	}
 	if (e->has_last_version)
 		st->last_version = max_u64(st->last_version, e->last_version);
 	if (e->has_log_number)
@@ -831,6 +1268,7 @@ done:
 	}
 	free(by_number);
 	free(refs);
+	free(vc.segs);
 	return rc;
 }
 
@@ -863,6 +1301,20 @@ nokv_manifest_state_to_edit(const nokv_manifest_state *st, nokv_version_edit *e)
 			e->added[e->n_added - 1].level = l;
 		}
 	}
+	/* value log: segments by number, the head, nonzero discard totals */
+	if (st->vlog_head_segment != 0)
+	{
+		e->has_vlog_head = true;
+		e->vlog_head_segment = st->vlog_head_segment;
+		e->vlog_head_offset = st->vlog_head_offset;
+	}
+	for (int i = 0; i < st->n_vlog; i++)
+		push_amount(&e->vlog_segments, &e->n_vlog_segments, &e->cap_vlog_segments,
+					st->vlog[i].number, st->vlog[i].size);
+	for (int i = 0; i < st->n_vlog; i++)
+		if (st->vlog[i].discard != 0)
+			push_amount(&e->vlog_discard, &e->n_vlog_discard, &e->cap_vlog_discard,
+						st->vlog[i].number, st->vlog[i].discard);
 }
 
 /* ---------- replay ---------- */

@@ -8,6 +8,8 @@
  * round trips against an in-memory model, torn tails at every cut point,
  * corruption of records and of CURRENT, missing files, rewrites and the
  * crash window between writing a new manifest and swapping CURRENT.
+ * The value-log fields (head, segments, deletions, discard increments) get
+ * the same treatment, and the random workload carries them too.
  *
  * test/engine/test_manifest.c
  *-------------------------------------------------------------------------
@@ -100,6 +102,23 @@ edit_equal(const nokv_version_edit *a, const nokv_version_edit *b)
 	for (int i = 0; i < a->n_added; i++)
 		if (!file_equal(&a->added[i], &b->added[i]))
 			return false;
+	if (a->has_vlog_head != b->has_vlog_head ||
+		(a->has_vlog_head && (a->vlog_head_segment != b->vlog_head_segment ||
+							  a->vlog_head_offset != b->vlog_head_offset)) ||
+		a->n_vlog_segments != b->n_vlog_segments || a->n_vlog_deleted != b->n_vlog_deleted ||
+		a->n_vlog_discard != b->n_vlog_discard)
+		return false;
+	for (int i = 0; i < a->n_vlog_segments; i++)
+		if (a->vlog_segments[i].number != b->vlog_segments[i].number ||
+			a->vlog_segments[i].amount != b->vlog_segments[i].amount)
+			return false;
+	for (int i = 0; i < a->n_vlog_deleted; i++)
+		if (a->vlog_deleted[i] != b->vlog_deleted[i])
+			return false;
+	for (int i = 0; i < a->n_vlog_discard; i++)
+		if (a->vlog_discard[i].number != b->vlog_discard[i].number ||
+			a->vlog_discard[i].amount != b->vlog_discard[i].amount)
+			return false;
 	return true;
 }
 
@@ -136,6 +155,19 @@ state_equal(const nokv_manifest_state *a, const nokv_manifest_state *b)
 				return false;
 			}
 	}
+	if (a->vlog_head_segment != b->vlog_head_segment ||
+		a->vlog_head_offset != b->vlog_head_offset || a->n_vlog != b->n_vlog)
+	{
+		tap_diag("value-log head or segment count differs");
+		return false;
+	}
+	for (int i = 0; i < a->n_vlog; i++)
+		if (a->vlog[i].number != b->vlog[i].number || a->vlog[i].size != b->vlog[i].size ||
+			a->vlog[i].discard != b->vlog[i].discard)
+		{
+			tap_diag("value-log segment %d differs", i);
+			return false;
+		}
 	return true;
 }
 
@@ -404,7 +436,7 @@ test_decode_errors(void)
 	char		key9[9] = {0};
 	nokv_buf	b = {0};
 
-	expect_decode_error("\x07\x01", 2, "unknown tag 7", "an unknown tag");
+	expect_decode_error("\x0b\x01", 2, "unknown tag 11", "an unknown tag");
 	expect_decode_error("\x00", 1, "unknown tag 0", "tag 0");
 	expect_decode_error("\x80\x01\x00", 3, "unknown tag 128", "a multi-byte unknown tag");
 	expect_decode_error("\x80", 1, "truncated tag", "a truncated tag");
@@ -704,6 +736,242 @@ test_apply(void)
 	ok(st.nfiles[0] == 0 && st.files[0] == NULL, "state_free leaves an empty state");
 }
 
+/* ---------- value-log fields ---------- */
+
+static void
+test_vlog_fields(void)
+{
+	nokv_version_edit e,
+				d;
+	nokv_buf	buf = {0},
+				buf2 = {0};
+	nokv_manifest_state st,
+				st2;
+	nokv_error	err;
+	int			rc;
+
+	/* helpers merge */
+	nokv_edit_init(&e);
+	nokv_edit_set_vlog_head(&e, 5, 100);
+	nokv_edit_set_vlog_head(&e, 4, 999);
+	ok(e.has_vlog_head && e.vlog_head_segment == 5 && e.vlog_head_offset == 100,
+	   "set_vlog_head keeps the later position (an older segment does not win)");
+	nokv_edit_set_vlog_head(&e, 5, 101);
+	ok(e.vlog_head_offset == 101, "a later offset in the same segment does");
+	nokv_edit_add_vlog_segment(&e, 5, 100);
+	nokv_edit_add_vlog_segment(&e, 5, 90);
+	nokv_edit_add_vlog_segment(&e, 6, 16);
+	ok(e.n_vlog_segments == 2 && e.vlog_segments[0].amount == 100,
+	   "add_vlog_segment merges a segment, keeping the larger size");
+	nokv_edit_delete_vlog_segment(&e, 3);
+	nokv_edit_delete_vlog_segment(&e, 3);
+	ok(e.n_vlog_deleted == 1, "delete_vlog_segment records a segment once");
+	nokv_edit_add_vlog_discard(&e, 4, 10);
+	nokv_edit_add_vlog_discard(&e, 4, 5);
+	nokv_edit_add_vlog_discard(&e, 2, UINT64_MAX - 1);
+	nokv_edit_add_vlog_discard(&e, 2, 7);
+	ok(e.n_vlog_discard == 2 && e.vlog_discard[0].amount == 15 &&
+	   e.vlog_discard[1].amount == UINT64_MAX, "add_vlog_discard sums per segment, saturating");
+
+	/* round trip with extremes */
+	nokv_edit_set_vlog_head(&e, UINT64_MAX, UINT64_MAX);
+	nokv_edit_add_vlog_segment(&e, UINT64_MAX, UINT64_MAX);
+	nokv_edit_delete_vlog_segment(&e, 1ull << 40);
+	edit_add(&e, 1, 12, "a", "b");
+	nokv_edit_encode(&e, &buf);
+	rc = nokv_edit_decode(buf.data, buf.len, &d, &err);
+	ok(rc == NOKV_OK && edit_equal(&e, &d), "value-log fields round-trip (with a table, extremes included)");
+	nokv_edit_encode(&d, &buf2);
+	ok(buf2.len == buf.len && memcmp(buf.data, buf2.data, buf.len) == 0, "re-encoding is byte-identical");
+	nokv_edit_free(&d);
+
+	/* every prefix of a value-log-only edit */
+	{
+		int			good = 0;
+		bool		sane = true;
+
+		nokv_edit_free(&e);
+		nokv_edit_init(&e);
+		nokv_edit_set_vlog_head(&e, 300, 70000);
+		nokv_edit_add_vlog_segment(&e, 299, 1ull << 33);
+		nokv_edit_add_vlog_segment(&e, 300, 70000);
+		nokv_edit_delete_vlog_segment(&e, 17);
+		nokv_edit_add_vlog_discard(&e, 299, 4096);
+		nokv_buf_reset(&buf);
+		nokv_edit_encode(&e, &buf);
+		for (size_t cut = 0; cut <= buf.len; cut++)
+		{
+			char	   *copy = malloc(cut ? cut : 1);
+
+			memcpy(copy, buf.data, cut);
+			rc = nokv_edit_decode(copy, cut, &d, &err);
+			if (rc == NOKV_OK)
+			{
+				nokv_buf_reset(&buf2);
+				nokv_edit_encode(&d, &buf2);
+				if (buf2.len != cut || memcmp(buf2.data, copy, cut) != 0)
+					sane = false;
+				good++;
+			}
+			else if (rc != NOKV_CORRUPTION || d.n_vlog_segments || d.n_vlog_deleted ||
+					 d.n_vlog_discard || d.has_vlog_head)
+				sane = false;
+			nokv_edit_free(&d);
+			free(copy);
+		}
+		ok(sane && good == 6, "every prefix decodes to itself or is corruption (%d boundaries of 5 fields)", good);
+	}
+
+	/* byte layout */
+	nokv_edit_free(&e);
+	nokv_edit_init(&e);
+	nokv_edit_set_vlog_head(&e, 3, 300);
+	nokv_edit_add_vlog_segment(&e, 3, 16);
+	nokv_edit_delete_vlog_segment(&e, 9);
+	nokv_edit_add_vlog_discard(&e, 3, 128);
+	nokv_buf_reset(&buf);
+	nokv_edit_encode(&e, &buf);
+	ok(buf.len == 13 && memcmp(buf.data, "\x07\x03\xac\x02" "\x08\x03\x10" "\x09\x09" "\x0a\x03\x80\x01", 13) == 0,
+	   "head (3, 300), segment (3, 16), deleted 9, discard (3, 128) encode as 07 03 ac 02 08 03 10 09 09 0a 03 80 01");
+	nokv_edit_free(&e);
+
+	/* decode errors */
+	expect_decode_error("\x07\x01\x10\x07\x01\x11", 6, "repeated field", "a repeated value-log head");
+	expect_decode_error("\x07\x00\x10", 3, "segment 0", "a head in segment 0");
+	expect_decode_error("\x07\x01", 2, "truncated field", "a head without its offset");
+	expect_decode_error("\x08\x00\x10", 3, "segment number 0", "a value-log segment 0");
+	expect_decode_error("\x08\x01\x10\x08\x01\x20", 6, "repeated value-log segment 1", "a segment recorded twice");
+	expect_decode_error("\x08\x01", 2, "truncated field", "a segment without its size");
+	expect_decode_error("\x09\x02\x09\x02", 4, "deleted twice", "a segment deleted twice");
+	expect_decode_error("\x09\x00", 2, "segment number 0", "deleting segment 0");
+	expect_decode_error("\x09", 1, "truncated field", "a deletion without its number");
+	expect_decode_error("\x0a\x02\x01\x0a\x02\x01", 6, "repeated discard", "two discard fields for one segment");
+	expect_decode_error("\x0a\x02", 2, "truncated field", "a discard without its bytes");
+	expect_decode_error("\x08\x02\x10\x09\x02", 5, "both deletes and records", "deleting and recording one segment");
+	expect_decode_error("\x05\x01\x09\x08\x01\x10\x0c", 7, "unknown tag 12", "garbage after value-log fields");
+
+	/* apply */
+	nokv_manifest_state_init(&st);
+	nokv_manifest_state_init(&st2);
+	nokv_edit_init(&e);
+	nokv_edit_add_vlog_segment(&e, 10, 100);
+	nokv_edit_set_vlog_head(&e, 10, 100);
+	rc = apply_one(&st, &e, &err);
+	ok(rc == NOKV_OK && st.n_vlog == 1 && st.vlog[0].number == 10 && st.vlog[0].size == 100 &&
+	   st.vlog_head_segment == 10 && st.vlog_head_offset == 100 && st.next_file_number == 11,
+	   "a flush edit adds the segment and the head; next_file_number passes it");
+	nokv_edit_init(&e);
+	nokv_edit_add_vlog_segment(&e, 10, 50);
+	rc = apply_one(&st, &e, &err);
+	ok(rc == NOKV_OK && st.vlog[0].size == 100, "a smaller recorded size is ignored (max)");
+	nokv_edit_init(&e);
+	nokv_edit_add_vlog_segment(&e, 10, 200);
+	nokv_edit_set_vlog_head(&e, 10, 200);
+	rc = apply_one(&st, &e, &err);
+	nokv_edit_init(&e);
+	nokv_edit_set_vlog_head(&e, 10, 150);
+	rc |= apply_one(&st, &e, &err);
+	ok(rc == NOKV_OK && st.vlog[0].size == 200 && st.vlog_head_offset == 200,
+	   "the head only moves forward: a stale head is ignored");
+	nokv_edit_init(&e);
+	nokv_edit_add_vlog_segment(&e, 11, 16);
+	nokv_edit_set_vlog_head(&e, 11, 16);
+	rc = apply_one(&st, &e, &err);
+	nokv_edit_init(&e);
+	nokv_edit_set_vlog_head(&e, 11, 500);
+	rc |= apply_one(&st, &e, &err);
+	ok(rc == NOKV_OK && st.n_vlog == 2 && st.vlog_head_segment == 11 &&
+	   nokv_manifest_state_vlog(&st, 11)->size == 500 && nokv_manifest_state_vlog(&st, 10)->size == 200,
+	   "rolling to segment 11; a head past a segment's recorded size raises it");
+	nokv_edit_init(&e);
+	nokv_edit_add_vlog_discard(&e, 10, 30);
+	nokv_edit_add_vlog_discard(&e, 99, 5);
+	rc = apply_one(&st, &e, &err);
+	nokv_edit_init(&e);
+	nokv_edit_add_vlog_discard(&e, 10, 12);
+	nokv_edit_add_vlog_discard(&e, 11, UINT64_MAX);
+	rc |= apply_one(&st, &e, &err);
+	nokv_edit_init(&e);
+	nokv_edit_add_vlog_discard(&e, 11, 1);
+	rc |= apply_one(&st, &e, &err);
+	ok(rc == NOKV_OK && nokv_manifest_state_vlog(&st, 10)->discard == 42 &&
+	   nokv_manifest_state_vlog(&st, 11)->discard == UINT64_MAX && st.n_vlog == 2,
+	   "discard increments accumulate across edits (saturating); an unknown segment's is ignored");
+
+	nokv_edit_init(&e);
+	nokv_edit_delete_vlog_segment(&e, 99);
+	expect_apply_error(&st, &e, "does not exist", "deleting an unknown value-log segment");
+	nokv_edit_init(&e);
+	nokv_edit_delete_vlog_segment(&e, 11);
+	expect_apply_error(&st, &e, "not a live segment", "deleting the head segment");
+	nokv_edit_init(&e);
+	nokv_edit_set_vlog_head(&e, 12, 16);
+	expect_apply_error(&st, &e, "not a live segment", "a head naming an unknown segment");
+	nokv_edit_init(&e);
+	nokv_edit_add_vlog_segment(&e, 12, 16);
+	nokv_edit_delete_file(&e, 3, 4242);
+	expect_apply_error(&st, &e, "does not exist", "a valid value-log part with a bad file deletion (all or nothing)");
+	nokv_edit_init(&e);
+	nokv_edit_add_vlog_segment(&e, 0, 16);
+	rc = apply_one(&st, &e, &err);
+	is_int(rc, NOKV_CORRUPTION, "an in-memory edit with segment 0 does not validate");
+
+	state_copy(&st2, &st);
+	ok(state_equal(&st, &st2), "a state with value-log segments copies through its snapshot edit");
+
+	nokv_edit_init(&e);
+	nokv_edit_delete_vlog_segment(&e, 11);
+	nokv_edit_add_vlog_segment(&e, 12, 16);
+	nokv_edit_set_vlog_head(&e, 12, 16);
+	rc = apply_one(&st, &e, &err);
+	ok(rc == NOKV_OK && st.n_vlog == 2 && st.vlog[0].number == 10 && st.vlog[1].number == 12 &&
+	   st.vlog_head_segment == 12, "one edit may delete the old head segment while moving the head past it");
+	nokv_edit_init(&e);
+	nokv_edit_delete_vlog_segment(&e, 10);
+	rc = apply_one(&st, &e, &err);
+	ok(rc == NOKV_OK && st.n_vlog == 1 && nokv_manifest_state_vlog(&st, 10) == NULL &&
+	   nokv_manifest_state_vlog(&st, 12) != NULL, "a sealed segment is deleted");
+
+	/* snapshot edit layout */
+	nokv_manifest_state_to_edit(&st2, &e);
+	ok(e.has_vlog_head && e.vlog_head_segment == 11 && e.n_vlog_segments == 2 &&
+	   e.vlog_segments[0].number == 10 && e.n_vlog_discard == 2 && e.n_vlog_deleted == 0,
+	   "the snapshot edit holds the head, every segment by number and every nonzero discard");
+	nokv_edit_free(&e);
+
+	/* the writer refuses an edit replay would reject */
+	{
+		char	   *dir = tap_tmpdir("manifest");
+		nokv_manifest_writer *w;
+		nokv_manifest_state rec;
+
+		nokv_manifest_state_init(&rec);
+		rc = nokv_manifest_create(dir, 1, &st2, &w, &err);
+		nokv_edit_init(&e);
+		nokv_edit_add_vlog_segment(&e, 5, 16);
+		nokv_edit_delete_vlog_segment(&e, 5);
+		rc |= nokv_manifest_append(w, &e, &err) == NOKV_CORRUPTION ? 0 : 1;
+		nokv_edit_free(&e);
+		nokv_edit_init(&e);
+		nokv_edit_add_vlog_discard(&e, 10, 8);
+		rc |= nokv_manifest_append(w, &e, &err);
+		nokv_edit_free(&e);
+		rc |= nokv_manifest_recover(dir, &rec, &err);
+		ok(rc == NOKV_OK && nokv_manifest_state_vlog(&rec, 10)->discard == 50 &&
+		   rec.vlog_head_segment == 11 && rec.n_vlog == 2,
+		   "value-log state survives create + append + recover; an invalid edit is never written");
+		nokv_manifest_writer_close(w);
+		nokv_manifest_state_free(&rec);
+		tap_rmdir(dir);
+		free(dir);
+	}
+
+	nokv_manifest_state_free(&st);
+	nokv_manifest_state_free(&st2);
+	nokv_buf_free(&buf);
+	nokv_buf_free(&buf2);
+}
+
 /* ---------- a random workload that keeps a model in step ---------- */
 
 #define SLOTS 40
@@ -763,6 +1031,23 @@ model_edit(model *m, nokv_version_edit *e)
 		e->log_number = m->st.log_number + rnd(m) % 2;
 		nokv_edit_set_ext_position(e, rnd(m) % NOKV_MAX_EXTERNAL_LOGS,
 								   rnd(m) % 4 ? rnd(m) * 100ull : 0);
+		/* the flush wrote values to the value log: grow the head or roll */
+		if (rnd(m) % 2)
+		{
+			uint64_t	seg = m->st.vlog_head_segment;
+			uint64_t	size = m->st.vlog_head_offset;
+
+			if (seg == 0 || rnd(m) % 3 == 0)
+			{
+				if (seg != 0)
+					nokv_edit_add_vlog_segment(e, seg, size + rnd(m) % 100);	/* sealed */
+				seg = m->next++;
+				size = 16;
+			}
+			size += 1 + rnd(m) % 5000;
+			nokv_edit_add_vlog_segment(e, seg, size);
+			nokv_edit_set_vlog_head(e, seg, size);
+		}
 	}
 	else if (kind < 7)
 	{
@@ -777,6 +1062,13 @@ model_edit(model *m, nokv_version_edit *e)
 		slot_keys(s, lo, hi);
 		m->slot[level][s] = m->next;
 		edit_add(e, level, m->next++, lo, hi);
+		/* pointers dropped: discard; now and then a sealed segment goes */
+		if (m->st.n_vlog > 0 && rnd(m) % 2)
+			nokv_edit_add_vlog_discard(e, m->st.vlog[rnd(m) % m->st.n_vlog].number,
+									   1 + rnd(m) % 3000);
+		if (m->st.n_vlog > 2 && rnd(m) % 4 == 0 &&
+			m->st.vlog[0].number != m->st.vlog_head_segment)
+			nokv_edit_delete_vlog_segment(e, m->st.vlog[0].number);
 	}
 	else if (kind < 9)
 	{
@@ -881,7 +1173,15 @@ test_create_append_recover(void)
 	}
 	ok(all_ok, "400 random edits apply and append");
 	ok(all_equal, "recover matches the model after every 50 edits");
-	ok(total_files(&m.st) > 20, "the workload built a non-trivial state (%d tables)", total_files(&m.st));
+	{
+		uint64_t	discard = 0;
+
+		for (int i = 0; i < m.st.n_vlog; i++)
+			discard += m.st.vlog[i].discard;
+		ok(total_files(&m.st) > 20 && m.st.n_vlog > 2 && m.st.vlog_head_segment != 0 && discard > 0,
+		   "the workload built a non-trivial state (%d tables, %d value-log segments)",
+		   total_files(&m.st), m.st.n_vlog);
+	}
 	{
 		char	   *p = join(dir, "MANIFEST-000001");
 		uint64_t	size = 0;
@@ -1236,10 +1536,10 @@ test_corruption(void)
 		/* a CRC-valid record that does not decode, even as the last record */
 		nokv_buf_reset(&img);
 		nokv_buf_append(&img, b.image, b.image_len);
-		nokv_log_append_record(&img, 1, "\x09\x01", 2);
+		nokv_log_append_record(&img, 1, "\x19\x01", 2);
 		spit(b.path, img.data, img.len);
 		rc = nokv_manifest_recover(b.dir, &rec, &err);
-		ok(rc == NOKV_CORRUPTION && strstr(err.msg, "unknown tag 9") && strstr(err.msg, "MANIFEST-000005"),
+		ok(rc == NOKV_CORRUPTION && strstr(err.msg, "unknown tag 25") && strstr(err.msg, "MANIFEST-000005"),
 		   "an undecodable last record is corruption, not a torn tail");
 		if (rc != NOKV_CORRUPTION)
 			tap_diag("%s", err.msg);
@@ -1667,6 +1967,7 @@ main(void)
 	test_encoding();
 	test_decode_errors();
 	test_apply();
+	test_vlog_fields();
 	test_create_append_recover();
 	test_torn_tail();
 	test_corruption();

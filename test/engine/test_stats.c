@@ -106,7 +106,42 @@ main(void)
 	ok(find(r, "wal.bytes") > 0 && find(r, "wal.enabled") == 1, "wal rows");
 	ok(find(r, "lsm.levels.L0.tables") >= 0 && find(r, "lsm.levels.L6.score") >= 0, "per-level rows");
 	ok(find(r, "version.last") == 3000, "last version");
+	ok(find(r, "hot.enabled") == 1 && find(r, "hot.read_ring.touches") >= 10 &&
+	   find(r, "hot.write_ring.touches") >= 3000, "hot-key ring rows");
+	{
+		nokv_hot_key hk[4];
+		int			n = nokv_hot_keys(db, false, hk, 4);
+
+		ok(n >= 1 && hk[0].cf == 1 && hk[0].key_len == 6 && memcmp(hk[0].key, "k00001", 6) == 0 &&
+		   hk[0].count == 10, "the hottest read key is the one read ten times");
+		ok(nokv_hot_keys(db, true, hk, 4) >= 1, "write hot keys are reported");
+	}
 	nokv_close(db);
+
+	/* the optional per-key write limit */
+	o.hot_write_limit = 5;
+	if (ok(nokv_open(&o, dir, &db, &err) == NOKV_OK, "reopen with a write limit of 5"))
+	{
+		int			okays = 0,
+					busy = 0;
+
+		for (int i = 0; i < 20; i++)
+		{
+			int			rc = nokv_put(db, 0, "hot", 3, "v", 1, &err);
+
+			okays += rc == NOKV_OK;
+			busy += rc == NOKV_BUSY;
+		}
+		ok(okays >= 5 && okays <= 7 && busy == 20 - okays,
+		   "writes past the limit are refused with NOKV_BUSY (%d ok, %d busy)", okays, busy);
+		ok(nokv_put(db, 0, "cold", 4, "v", 1, &err) == NOKV_OK, "other keys are not limited");
+		nokv_close(db);
+	}
+	o.hot_write_limit = 0;
+	o.external_log = true;
+	ok(nokv_open(&o, dir, &db, &err) == NOKV_INVALID_ARGUMENT && strstr(err.msg, "wal") != NULL,
+	   "external-log mode refuses a directory with unflushed engine WAL (%s)", err.msg);
+
 	tap_rmdir(dir);
 	free(dir);
 	free(r);
