@@ -272,6 +272,9 @@ int			nokv_sst_footer_decode(const char *src, uint64_t file_size,
 #define NOKV_PROP_CF_ENTRIES		16
 #define NOKV_PROP_CF_KEY_BYTES		20
 #define NOKV_PROP_CF_VALUE_BYTES	24
+/* lowest and highest value-log segment the table's pointers name */
+#define NOKV_PROP_VLOG_MIN			30
+#define NOKV_PROP_VLOG_MAX			31
 
 void		nokv_sst_props_encode(nokv_buf *out, const nokv_sst_props *p);
 /* fills *p (keys malloc'ed; file_size left alone); NOKV_CORRUPTION if malformed */

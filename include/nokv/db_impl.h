@@ -128,6 +128,7 @@ typedef struct nokv_shared_stats
 	_Atomic uint64_t cf_reads[NOKV_CF_COUNT];
 	_Atomic uint64_t cf_writes[NOKV_CF_COUNT];
 	_Atomic uint64_t batches;
+	_Atomic uint64_t vlog_gc_runs;
 	nokv_sst_counters sst;
 } nokv_shared_stats;
 
@@ -236,6 +237,7 @@ struct nokv_db
 	uint64_t	(*clock_ms) (void *arg);
 	void	   *clock_arg;
 	struct nokv_vlog_handle *vlog;	/* per-process value-log files */
+	bool		recovering;		/* this handle is replaying the WAL at format time */
 	nokv_sst_env sst_env;
 	nokv_table_cache *tables;	/* open SST readers (fds), per process */
 	nokv_wal   *wal;			/* NULL in external-log mode */
@@ -341,6 +343,19 @@ int			nokv_compaction_run_range(nokv_db *db, int cf,
 									  const void *end, size_t elen, nokv_error *err);
 bool		nokv_compaction_needed(nokv_db *db);
 
+/*
+ * Fetch the value a value-log pointer record (vv, NOKV_VF_VPTR) names into
+ * out, checking that the segment record belongs to (cf, ukey, version).
+ */
+int			nokv_resolve_value(nokv_db *db, int cf, const char *ukey, size_t ukey_len,
+							   uint64_t version, nokv_value_view *vv, nokv_buf *out,
+							   nokv_error *err);
+
+/* relocate the live values of one value-log segment and retire it (compaction.c) */
+int			nokv_compaction_gc_segment(nokv_db *db, uint64_t segment, nokv_error *err);
+/* unlink retired segments no live version can still read */
+void		nokv_vlog_sweep(nokv_db *db);
+
 /* milliseconds since the epoch, from the options' clock if one is set */
 uint64_t	nokv_now_ms(nokv_db *db);
 
@@ -367,6 +382,13 @@ void		nokv_hotring_shared_format(nokv_ctx *ctx, nokv_off off, const nokv_shared_
 
 /* background-error latch: refuse writes after a failed flush/compaction */
 void		nokv_set_bg_error(nokv_db *db, const nokv_error *err);
+
+/*
+ * Conflict detection sees every write: plain writes (no transaction) record
+ * their keys too, under the write lock (txn.c).
+ */
+void		nokv_txn_record_batch(nokv_db *db, const nokv_batch *b, uint64_t first_version);
+void		nokv_txn_emit_stat_rows(nokv_db *db, nokv_stat_fn fn, void *arg);
 
 /* each module adds its rows to nokv_stats_foreach */
 void		nokv_vlog_emit_stats(nokv_db *db, nokv_stat_fn fn, void *arg);

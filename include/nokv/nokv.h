@@ -418,6 +418,14 @@ int			nokv_compact_step(nokv_db *db, nokv_error *err);
 #define NOKV_WORK_COMPACT	0x2
 int			nokv_pending_work(nokv_db *db);
 
+/*
+ * Value-log garbage collection: collect the segment with the highest
+ * garbage share, if that share is at least ratio (<= 0: the configured
+ * vlog_gc_discard_ratio).  Returns 1 if a segment was collected, 0 if none
+ * qualified, or a negative code.  Background threads run it when idle.
+ */
+int			nokv_vlog_gc(nokv_db *db, double ratio, nokv_error *err);
+
 /* switch the active memtable to immutable even if not full (e.g. nokv_flush()) */
 int			nokv_rotate_memtable(nokv_db *db, nokv_error *err);
 /* flush all memtables and compact until no level needs it; for tests/tools */
@@ -499,5 +507,7 @@ double		nokv_write_amplification(const nokv_stats *st);
 #ifdef __cplusplus
 }
 #endif
+
+#include "nokv/txn.h"
 
 #endif							/* NOKV_NOKV_H */

@@ -53,6 +53,9 @@ typedef struct nokv_sst_props
 	uint64_t	cf_entries[NOKV_CF_COUNT];
 	uint64_t	cf_key_bytes[NOKV_CF_COUNT];
 	uint64_t	cf_value_bytes[NOKV_CF_COUNT];
+	/* value-log segments referenced: [vlog_min, vlog_max], 0/0 = none */
+	uint64_t	vlog_min;
+	uint64_t	vlog_max;
 	/*
 	 * Smallest and largest internal keys, widened to cover range tombstones:
 	 * a tombstone [s, e) at version v contributes (s, v, RANGE_DELETE) and

@@ -246,7 +246,7 @@ typedef struct nokv_vlog_segment_info
 	double		discard_ratio;
 	bool		active;
 	bool		live;			/* recorded in the manifest */
-	bool		pending_delete;
+	bool		pending_delete; /* marked obsolete, or its deletion is committed (not live) */
 } nokv_vlog_segment_info;
 
 void		nokv_vlog_get_stats(const nokv_ctx *ctx, nokv_off off, nokv_vlog_stats *s);

@@ -696,6 +696,11 @@ nokv_sst_props_encode(nokv_buf *out, const nokv_sst_props *p)
 		put_prop_u64(out, NOKV_PROP_CF_KEY_BYTES + cf, p->cf_key_bytes[cf]);
 		put_prop_u64(out, NOKV_PROP_CF_VALUE_BYTES + cf, p->cf_value_bytes[cf]);
 	}
+	if (p->vlog_max)
+	{
+		put_prop_u64(out, NOKV_PROP_VLOG_MIN, p->vlog_min);
+		put_prop_u64(out, NOKV_PROP_VLOG_MAX, p->vlog_max);
+	}
 	if (p->smallest_len)
 		put_prop_bytes(out, NOKV_PROP_SMALLEST, p->smallest, p->smallest_len);
 	if (p->largest_len)
@@ -718,6 +723,7 @@ nokv_sst_props_decode(const char *data, size_t len, nokv_sst_props *p,
 	memset(p->cf_entries, 0, sizeof(p->cf_entries));
 	memset(p->cf_key_bytes, 0, sizeof(p->cf_key_bytes));
 	memset(p->cf_value_bytes, 0, sizeof(p->cf_value_bytes));
+	p->vlog_min = p->vlog_max = 0;
 
 	while (q < limit && why == NULL)
 	{
@@ -785,6 +791,12 @@ nokv_sst_props_decode(const char *data, size_t len, nokv_sst_props *p,
 				free(p->largest);
 				p->largest = nokv_memdup(bytes, n);
 				p->largest_len = n;
+				break;
+			case NOKV_PROP_VLOG_MIN << 1:
+				p->vlog_min = v;
+				break;
+			case NOKV_PROP_VLOG_MAX << 1:
+				p->vlog_max = v;
 				break;
 			default:
 				if ((tag & 1) == 0 && (tag >> 1) >= NOKV_PROP_CF_ENTRIES &&

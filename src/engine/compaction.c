@@ -43,6 +43,7 @@
 #include "nokv/db_impl.h"
 #include "nokv/file.h"
 #include "nokv/status.h"
+#include "nokv/vlog.h"
 
 /* roll an output when it overlaps this many target files of the next level */
 #define GRANDPARENT_OVERLAP_FILES	10
@@ -336,6 +337,7 @@ typedef struct compaction
 	file_list	outputs_in;		/* overlapping files of output_level */
 	bool		allow_trivial;
 	bool		marked;
+	uint64_t	relocate;		/* value-log segment to move values out of, 0 = none */
 	/* results */
 	bool		moved;			/* done as a trivial move */
 	uint64_t   *out_numbers;	/* files written (malloc'ed) */
@@ -633,6 +635,11 @@ typedef struct job
 
 	/* the filter's replacement value, re-wrapped as a value record */
 	nokv_buf	filter_value;
+	nokv_buf	filter_src;		/* a separated value read for the filter */
+	nokv_buf	reloc_value;	/* a relocated entry's new pointer record */
+	nokv_buf	reloc_src;
+	bool		relocated;		/* values were appended to the value log */
+	nokv_version_edit vedit;	/* the job's edit: discard, then files */
 	uint64_t	now_ms;			/* TTL clock, read once per job */
 
 	/* statistics */
@@ -1027,6 +1034,56 @@ job_free(job *j)
 	nokv_buf_free(&j->lower);
 	nokv_buf_free(&j->last_lkey);
 	nokv_buf_free(&j->filter_value);
+	nokv_buf_free(&j->filter_src);
+	nokv_buf_free(&j->reloc_value);
+	nokv_buf_free(&j->reloc_src);
+	nokv_edit_free(&j->vedit);
+}
+
+/*
+ * A pointer record this job no longer writes (dropped, replaced or
+ * relocated): its segment record is garbage now.  Counted exactly, and
+ * persisted in the same manifest edit as the job's file changes.
+ */
+static void
+job_discard(job *j, size_t klen, const char *value, size_t vlen)
+{
+	nokv_value_view vv;
+	nokv_vptr	p;
+
+	if (vlen > 0 && (value[0] & NOKV_VF_VPTR) && nokv_value_decode(value, vlen, &vv) &&
+		nokv_vptr_decode(vv.payload, vv.payload_len, &p))
+		nokv_edit_add_vlog_discard(&j->vedit, p.segment, nokv_vlog_record_size(klen, p.len));
+}
+
+/* GC: move a value out of the segment being collected into the active one */
+static int
+job_relocate(job *j, const nokv_ikey_view *kv, const char *key, size_t klen,
+			 const char **value, size_t *vlen, nokv_error *err)
+{
+	nokv_value_view vv;
+	nokv_vptr	p;
+	nokv_vptr	np;
+	int			rc;
+
+	if (j->c->relocate == 0 || *vlen == 0 || !((*value)[0] & NOKV_VF_VPTR) ||
+		!nokv_value_decode(*value, *vlen, &vv) || !nokv_vptr_decode(vv.payload, vv.payload_len, &p) ||
+		p.segment != j->c->relocate)
+		return NOKV_OK;
+	rc = nokv_vlog_read(j->db->vlog, &p, key, klen, &j->reloc_src, err);
+	if (rc != NOKV_OK)
+		return rc;
+	rc = nokv_vlog_append(j->db->vlog, key, klen, j->reloc_src.data ? j->reloc_src.data : "",
+						  j->reloc_src.len, &np, err);
+	if (rc != NOKV_OK)
+		return rc;
+	(void) kv;
+	nokv_buf_reset(&j->reloc_value);
+	nokv_vptr_value_record(&j->reloc_value, vv.flags, vv.expires_at_ms, &np);
+	*value = j->reloc_value.data;
+	*vlen = j->reloc_value.len;
+	j->relocated = true;
+	return NOKV_OK;
 }
 
 /* has this put's TTL passed (by the job's clock)? */
@@ -1056,6 +1113,16 @@ job_filter(job *j, const nokv_ikey_view *kv, bool bottommost,
 	if (!nokv_value_decode(*value, *vlen, &vv))
 		return nokv_error_set(err, NOKV_CORRUPTION,
 							  "malformed value record of %zu bytes in compaction input", *vlen);
+	if (vv.flags & NOKV_VF_VPTR)
+	{
+		int			rc = nokv_resolve_value(j->db, kv->cf, kv->ukey, kv->ukey_len, kv->version,
+											&vv, &j->filter_src, err);
+
+		if (rc != NOKV_OK)
+			return rc;
+		vv.payload = j->filter_src.data ? j->filter_src.data : "";
+		vv.payload_len = j->filter_src.len;
+	}
 	e.cf = kv->cf;
 	e.key = kv->ukey;
 	e.key_len = kv->ukey_len;
@@ -1074,7 +1141,8 @@ job_filter(job *j, const nokv_ikey_view *kv, bool bottommost,
 		case NOKV_FILTER_CHANGE:
 			{
 				char		hdr[1 + NOKV_MAX_VARINT64];
-				size_t		hlen = nokv_value_header_encode(hdr, vv.flags, vv.expires_at_ms);
+				size_t		hlen = nokv_value_header_encode(hdr, vv.flags & ~NOKV_VF_VPTR,
+															vv.expires_at_ms);
 
 				if (nl > 0 && nv == NULL)
 					return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
@@ -1125,6 +1193,8 @@ job_run(job *j, nokv_iiter *it, nokv_error *err)
 					vlen;
 		const char *key = nokv_iiter_key(it, &klen);
 		const char *value = nokv_iiter_value(it, &vlen);
+		const char *orig_value;
+		size_t		orig_vlen;
 		nokv_ikey_view kv;
 		bool		drop = false;
 
@@ -1159,6 +1229,8 @@ job_run(job *j, nokv_iiter *it, nokv_error *err)
 		}
 		nokv_buf_reset(&prev_ikey);
 		nokv_buf_append(&prev_ikey, key, klen);
+		orig_value = value;
+		orig_vlen = vlen;
 
 		if (kv.version <= j->safe_point)
 		{
@@ -1216,6 +1288,14 @@ job_run(job *j, nokv_iiter *it, nokv_error *err)
 				}
 			}
 		}
+		if (!drop && kv.kind == NOKV_KIND_PUT && value == orig_value)
+		{
+			rc = job_relocate(j, &kv, key, klen, &value, &vlen, err);
+			if (rc != NOKV_OK)
+				goto done;
+		}
+		if (drop || value != orig_value)
+			job_discard(j, klen, orig_value, orig_vlen);
 		if (drop)
 		{
 			j->dropped++;
@@ -1329,7 +1409,6 @@ compaction_execute(nokv_db *db, compaction *c, nokv_error *err)
 	nokv_iiter *it = NULL;
 	int			nchildren = 0;
 	int			total = c->inputs.n + c->outputs_in.n;
-	nokv_version_edit edit;
 	int			rc = NOKV_OK;
 
 	if (c->allow_trivial && c->inputs.n == 1 && c->outputs_in.n == 0 &&
@@ -1347,6 +1426,7 @@ compaction_execute(nokv_db *db, compaction *c, nokv_error *err)
 	}
 
 	memset(&j, 0, sizeof(j));
+	nokv_edit_init(&j.vedit);
 	j.db = db;
 	j.c = c;
 	j.safe_point = nokv_safe_point(db);
@@ -1390,13 +1470,17 @@ compaction_execute(nokv_db *db, compaction *c, nokv_error *err)
 	rc = job_run(&j, it, err);
 	nokv_iiter_destroy(it);
 
+	/* relocated values must be durable before the tables pointing at them */
+	if (rc == NOKV_OK && j.relocated)
+		rc = nokv_vlog_sync(db->vlog, &j.vedit, NULL, err);
 	if (rc == NOKV_OK)
 	{
-		nokv_edit_init(&edit);
+		nokv_version_edit *edit = &j.vedit;
+
 		for (int i = 0; i < c->inputs.n; i++)
-			nokv_edit_delete_file(&edit, c->level, c->inputs.f[i]->number);
+			nokv_edit_delete_file(edit, c->level, c->inputs.f[i]->number);
 		for (int i = 0; i < c->outputs_in.n; i++)
-			nokv_edit_delete_file(&edit, c->output_level, c->outputs_in.f[i]->number);
+			nokv_edit_delete_file(edit, c->output_level, c->outputs_in.f[i]->number);
 		for (int i = 0; i < j.nouts; i++)
 		{
 			const nokv_sst_props *p = &j.outs[i].props;
@@ -1415,10 +1499,9 @@ compaction_execute(nokv_db *db, compaction *c, nokv_error *err)
 				.largest_len = p->largest_len,
 			};
 
-			nokv_edit_add_file(&edit, &d);
+			nokv_edit_add_file(edit, &d);
 		}
-		rc = nokv_log_and_apply(db, &edit, err);
-		nokv_edit_free(&edit);
+		rc = nokv_log_and_apply(db, edit, err);
 		if (rc != NOKV_OK)
 		{
 			/*
@@ -1523,6 +1606,7 @@ nokv_compaction_needed(nokv_db *db)
  */
 typedef struct manual_state
 {
+	uint64_t	relocate;		/* value-log segment being collected, 0 = none */
 	lrange		range;			/* [cf + start, cf + end) */
 	int			merged_level;	/* deepest level merged into, -1 none */
 	uint64_t   *merged;			/* files those merges wrote (already collected) */
@@ -1660,6 +1744,7 @@ manual_level(nokv_db *db, manual_state *ms, int level, bool in_place, nokv_error
 			return -nokv_error_set(err, NOKV_SHUTDOWN, "engine is shutting down");
 
 		memset(&c, 0, sizeof(c));
+		c.relocate = ms->relocate;
 		nokv_lock(&db->platform, NOKV_LOCK_COMPACTION, true);
 		c.v = nokv_version_current(db);
 		p = pick_manual(db, ms, &c, level, in_place);
@@ -1789,4 +1874,197 @@ out:
 	free(ms.merged);
 	nokv_buf_free(&ms.cursor);
 	return rc;
+}
+
+/* ---------- value-log garbage collection ---------- */
+
+/* may file f hold pointers into segment? (its properties name the range) */
+static bool
+file_refs_segment(nokv_db *db, const nokv_file_meta *f, uint64_t segment)
+{
+	nokv_sst_reader *r;
+	const nokv_sst_props *p;
+
+	if (nokv_table_get(db, f, &r, NULL) != NOKV_OK)
+		return true;			/* unknown: assume it does (never delete early) */
+	p = nokv_sst_get_props(r);
+	return p->vlog_max != 0 && p->vlog_min <= segment && segment <= p->vlog_max;
+}
+
+/* the first file of level referencing segment; *busy if only busy ones do */
+static nokv_file_meta *
+find_referencing(nokv_db *db, const nokv_version *v, int level, uint64_t segment, bool *busy)
+{
+	*busy = false;
+	for (int i = 0; i < v->nfiles[level]; i++)
+	{
+		nokv_file_meta *f = nokv_version_file(db, v, level, i);
+
+		if (!file_refs_segment(db, f, segment))
+			continue;
+		if (atomic_load(&f->being_compacted))
+		{
+			*busy = true;
+			continue;
+		}
+		return f;
+	}
+	return NULL;
+}
+
+/*
+ * Collect one segment: every table that may point into it is rewritten
+ * with that segment's still-referenced values moved to the active segment
+ * (level 0 through its usual closure into the next level, so level-0 age
+ * order is kept; deeper levels one file at a time, in place).  The rewrite
+ * is an ordinary compaction, so readers see the same data throughout and a
+ * crash at any point leaves either the old tables or the new ones.  Then an
+ * edit retires the segment; its file is unlinked once no live version
+ * still lists a table pointing into it (nokv_vlog_sweep).
+ */
+int
+nokv_compaction_gc_segment(nokv_db *db, uint64_t segment, nokv_error *err)
+{
+	int			last = num_levels(db) - 1;
+	manual_state ms;
+	char		hi = (char) NOKV_CF_COUNT;
+	int			rc = 0;
+
+	memset(&ms, 0, sizeof(ms));
+	ms.merged_level = -1;
+	ms.relocate = segment;
+	ms.range.lo = "";
+	ms.range.lo_len = 0;
+	ms.range.hi = &hi;
+	ms.range.hi_len = 1;
+	ms.range.hi_excl = true;
+
+	for (int round = 0;; round++)
+	{
+		nokv_version *v = nokv_version_current(db);
+		bool		l0 = false;
+		bool		busy_any = false;
+		int			level_pick = -1;
+		nokv_file_meta *pick = NULL;
+
+		for (int i = 0; i < v->nfiles[0] && !l0; i++)
+			l0 = file_refs_segment(db, nokv_version_file(db, v, 0, i), segment);
+		for (int level = 1; level <= last && !pick; level++)
+		{
+			bool		busy;
+
+			pick = find_referencing(db, v, level, segment, &busy);
+			if (pick)
+				level_pick = level;
+			busy_any |= busy;
+		}
+		nokv_version_unref(db, v);
+
+		if (atomic_load(&db->hdr->shutting_down))
+		{
+			rc = -nokv_error_set(err, NOKV_SHUTDOWN, "engine is shutting down");
+			break;
+		}
+		if (l0)
+		{
+			ms.has_cursor = false;
+			rc = manual_level(db, &ms, 0, false, err);
+			if (rc < 0)
+				break;
+			continue;
+		}
+		if (pick)
+		{
+			compaction	c;
+			bool		ok_to_run;
+
+			memset(&c, 0, sizeof(c));
+			c.relocate = segment;
+			nokv_lock(&db->platform, NOKV_LOCK_COMPACTION, true);
+			c.v = nokv_version_current(db);
+			/* still listed and free? (the version may have moved on) */
+			ok_to_run = !atomic_load(&pick->being_compacted);
+			if (ok_to_run)
+			{
+				ok_to_run = false;
+				for (int i = 0; i < c.v->nfiles[level_pick]; i++)
+					if (nokv_version_file(db, c.v, level_pick, i) == pick)
+						ok_to_run = true;
+			}
+			if (ok_to_run)
+			{
+				c.level = c.output_level = level_pick;
+				c.allow_trivial = false;
+				file_list_push(&c.inputs, pick);
+				compaction_mark(db, &c, 1);
+			}
+			nokv_unlock(&db->platform, NOKV_LOCK_COMPACTION);
+			if (ok_to_run)
+			{
+				int			xrc = compaction_execute(db, &c, err);
+
+				compaction_release(db, &c);
+				if (xrc != NOKV_OK)
+				{
+					rc = -xrc;
+					break;
+				}
+			}
+			else
+				compaction_release(db, &c);
+			continue;
+		}
+		if (busy_any)
+		{
+			/* a compaction holds a referencing file: wait for it */
+			nokv_lock(&db->platform, NOKV_LOCK_COMPACTION, true);
+			nokv_cond_wait(&db->platform, NOKV_COND_STALL, NOKV_LOCK_COMPACTION, BUSY_WAIT_MS);
+			nokv_unlock(&db->platform, NOKV_LOCK_COMPACTION);
+			continue;
+		}
+
+		/* nothing in the current version points into the segment: retire it */
+		{
+			nokv_version_edit edit;
+
+			nokv_edit_init(&edit);
+			nokv_edit_delete_vlog_segment(&edit, segment);
+			rc = nokv_log_and_apply(db, &edit, err);
+			nokv_edit_free(&edit);
+			rc = rc == NOKV_OK ? 1 : -rc;
+		}
+		break;
+	}
+	return rc;
+}
+
+/*
+ * Unlink retired segments that no table of any live version (a reader in
+ * any process may still hold an old one) can point into.
+ */
+void
+nokv_vlog_sweep(nokv_db *db)
+{
+	int			n = nokv_vlog_list_segments(&db->ctx, db->hdr->vlog, NULL, 0);
+	nokv_vlog_segment_info *info = nokv_malloc(sizeof(*info) * (size_t) (n + 1));
+
+	n = nokv_vlog_list_segments(&db->ctx, db->hdr->vlog, info, n);
+	for (int i = 0; i < n; i++)
+	{
+		bool		referenced = false;
+
+		/* only segments whose deletion the manifest already holds */
+		if (!info[i].pending_delete || info[i].live || info[i].active)
+			continue;
+		for (int s = 0; s < db->hdr->opts.max_files && !referenced; s++)
+		{
+			nokv_file_meta *f = nokv_file_slot(db, s);
+
+			if (f->number != 0 && atomic_load(&f->refs) > 0)
+				referenced = file_refs_segment(db, f, info[i].number);
+		}
+		if (!referenced)
+			nokv_vlog_delete_segment(db->vlog, info[i].number, NULL);
+	}
+	free(info);
 }

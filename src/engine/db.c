@@ -41,6 +41,7 @@
 #include "nokv/file.h"
 #include "nokv/hotring.h"
 #include "nokv/status.h"
+#include "nokv/vlog.h"
 
 #define STACK_KEY_BUF 512
 
@@ -289,6 +290,12 @@ nokv_region_size(const nokv_options *opts)
 
 /* ---------- handles ---------- */
 
+static uint64_t
+vlog_new_number(void *arg)
+{
+	return nokv_new_file_number((nokv_db *) arg);
+}
+
 static nokv_db *
 handle_new(void *region, const nokv_options *opts)
 {
@@ -313,6 +320,7 @@ handle_new(void *region, const nokv_options *opts)
 	db->sst_env.cache = db->hdr->cache;
 	db->sst_env.counters = &db->hdr->stats.sst;
 	db->tables = nokv_table_cache_new();
+	db->vlog = nokv_vlog_attach(&db->ctx, db->hdr->vlog, db->hdr->dir, vlog_new_number, db);
 	return db;
 }
 
@@ -323,6 +331,8 @@ handle_free(nokv_db *db)
 		nokv_wal_detach(db->wal);
 	if (db->manifest)
 		nokv_manifest_writer_close(db->manifest);
+	if (db->vlog)
+		nokv_vlog_detach(db->vlog);
 	nokv_table_cache_free(db->tables);
 	free(db);
 }
@@ -866,6 +876,11 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 			return rc;
 		}
 	}
+	else if (!external)
+	{
+		/* a plain write conflicts with transactions that read its keys */
+		nokv_txn_record_batch(db, b, first);
+	}
 	if (first_version)
 		*first_version = first;
 
@@ -1026,10 +1041,40 @@ nokv_last_version(nokv_db *db)
 
 /* ---------- flush ---------- */
 
+/*
+ * The value record to store in the SST for a memtable entry: large payloads
+ * move to the value log now (flush-time separation: the WAL, or the
+ * caller's log, already holds the whole value, so a commit never waits for
+ * the value log), small ones stay inline.
+ */
+static int
+separate_value(nokv_db *db, const char *k, size_t klen, const char *v, size_t vlen,
+			   nokv_buf *rec, bool *moved, nokv_error *err)
+{
+	nokv_value_view vv;
+	nokv_vptr	p;
+	int			rc;
+
+	*moved = false;
+	if (db->hdr->opts.vlog_threshold == 0 || vlen < db->hdr->opts.vlog_threshold ||
+		nokv_ikey_kind(k, klen) != NOKV_KIND_PUT || !nokv_value_decode(v, vlen, &vv) ||
+		(vv.flags & NOKV_VF_VPTR) || vv.payload_len < db->hdr->opts.vlog_threshold)
+		return NOKV_OK;
+	rc = nokv_vlog_append(db->vlog, k, klen, vv.payload, vv.payload_len, &p, err);
+	if (rc != NOKV_OK)
+		return rc;
+	nokv_buf_reset(rec);
+	nokv_vptr_value_record(rec, vv.flags, vv.expires_at_ms, &p);
+	*moved = true;
+	return NOKV_OK;
+}
+
 static int
 write_memtable_sst(nokv_db *db, nokv_off mt, uint64_t number, nokv_sst_props *props,
-				   bool *empty, nokv_error *err)
+				   bool *empty, nokv_version_edit *edit, nokv_error *err)
 {
+	nokv_buf	rec = {0};
+	bool		separated = false;
 	nokv_sst_builder *b;
 	nokv_iiter *it;
 	nokv_range_tombstone *tombs = NULL;
@@ -1060,13 +1105,23 @@ write_memtable_sst(nokv_db *db, nokv_off mt, uint64_t number, nokv_sst_props *pr
 					vlen;
 		const char *k = nokv_iiter_key(it, &klen);
 		const char *v = nokv_iiter_value(it, &vlen);
+		bool		moved;
 
-		rc = nokv_sst_builder_add(b, k, klen, v, vlen, err);
+		rc = separate_value(db, k, klen, v, vlen, &rec, &moved, err);
+		if (rc == NOKV_OK)
+			rc = moved ? nokv_sst_builder_add(b, k, klen, rec.data, rec.len, err)
+				: nokv_sst_builder_add(b, k, klen, v, vlen, err);
+		separated |= moved;
 	}
 	nokv_iiter_destroy(it);
+	nokv_buf_free(&rec);
 	for (int i = 0; rc == NOKV_OK && i < ntombs; i++)
 		rc = nokv_sst_builder_add_range_tombstone(b, &tombs[i], err);
 	free(tombs);
+
+	/* the values must be durable before the table that points at them */
+	if (rc == NOKV_OK && separated)
+		rc = nokv_vlog_sync(db->vlog, edit, NULL, err);
 	if (rc != NOKV_OK)
 	{
 		nokv_sst_builder_abandon(b);
@@ -1133,11 +1188,14 @@ nokv_flush_one(nokv_db *db, nokv_error *err)
 
 	number = nokv_new_file_number(db);
 	memset(&props, 0, sizeof(props));
-	rc = write_memtable_sst(db, slot->mt, number, &props, &empty, err);
-	if (rc != NOKV_OK)
-		goto fail;
-
 	nokv_edit_init(&edit);
+	rc = write_memtable_sst(db, slot->mt, number, &props, &empty, &edit, err);
+	if (rc != NOKV_OK)
+	{
+		nokv_edit_free(&edit);
+		goto fail;
+	}
+
 	if (!empty)
 	{
 		nokv_file_desc d = {
@@ -1196,7 +1254,13 @@ nokv_flush_one(nokv_db *db, nokv_error *err)
 	segment = slot->wal_segment;
 	slot->state = NOKV_MT_RETIRED;
 	nokv_unlock(&db->platform, NOKV_LOCK_MEMTABLES);
-	if (db->wal && segment)
+
+	/*
+	 * During WAL replay a memtable can fill in the middle of a segment that
+	 * is still being read: leave every segment to the end of recovery,
+	 * which deletes them once all of them are flushed.
+	 */
+	if (db->wal && segment && !db->recovering)
 	{
 		char		path[NOKV_DIR_MAX + 32];
 
@@ -1228,6 +1292,26 @@ nokv_compact_step(nokv_db *db, nokv_error *err)
 
 	if (rc > 0)
 		nokv_cond_broadcast(&db->platform, NOKV_COND_STALL);
+	return rc;
+}
+
+int
+nokv_vlog_gc(nokv_db *db, double ratio, nokv_error *err)
+{
+	uint64_t	segment;
+	int			rc;
+
+	if (ratio <= 0)
+		ratio = db->hdr->opts.vlog_gc_discard_ratio;
+	nokv_vlog_sweep(db);
+	if (nokv_vlog_pick_gc(&db->ctx, db->hdr->vlog, ratio, &segment) != NOKV_OK)
+		return 0;
+	rc = nokv_compaction_gc_segment(db, segment, err);
+	if (rc > 0)
+	{
+		atomic_fetch_add(&db->hdr->stats.vlog_gc_runs, 1);
+		nokv_vlog_sweep(db);
+	}
 	return rc;
 }
 
@@ -1323,6 +1407,30 @@ nokv_compact_range(nokv_db *db, int cf, const void *start, size_t slen,
 }
 
 /* ---------- point reads ---------- */
+
+int
+nokv_resolve_value(nokv_db *db, int cf, const char *ukey, size_t ukey_len, uint64_t version,
+				   nokv_value_view *vv, nokv_buf *out, nokv_error *err)
+{
+	nokv_vptr	p;
+	char		stack[512];
+	size_t		klen = nokv_ikey_size(ukey_len);
+	char	   *ikey = klen <= sizeof(stack) ? stack : nokv_malloc(klen);
+	int			rc;
+
+	if (!nokv_vptr_decode(vv->payload, vv->payload_len, &p))
+		rc = nokv_error_set(err, NOKV_CORRUPTION, "malformed value-log pointer for a key of %zu bytes",
+							ukey_len);
+	else
+	{
+		/* the record must hold exactly this entry's key: a stale pointer is caught */
+		nokv_ikey_encode(ikey, cf, ukey, ukey_len, version, NOKV_KIND_PUT);
+		rc = nokv_vlog_read(db->vlog, &p, ikey, klen, out, err);
+	}
+	if (ikey != stack)
+		free(ikey);
+	return rc;
+}
 
 static uint64_t
 read_version_of(nokv_db *db, const nokv_read_options *ro)
@@ -1569,7 +1677,9 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 	{
 		nokv_value_view vv;
 
-		if (!nokv_value_decode(gs.value.data, gs.value.len, &vv) || (vv.flags & NOKV_VF_VPTR))
+		nokv_buf	big = {0};
+
+		if (!nokv_value_decode(gs.value.data, gs.value.len, &vv))
 		{
 			nokv_buf_free(&gs.value);
 			return nokv_error_set(err, NOKV_CORRUPTION, "malformed value record for a key of %zu bytes",
@@ -1580,6 +1690,18 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 			nokv_buf_free(&gs.value);
 			return NOKV_NOT_FOUND;
 		}
+		if (vv.flags & NOKV_VF_VPTR)
+		{
+			rc = nokv_resolve_value(db, cf, key, klen, gs.version, &vv, &big, err);
+			if (rc != NOKV_OK)
+			{
+				nokv_buf_free(&gs.value);
+				nokv_buf_free(&big);
+				return rc;
+			}
+			vv.payload = big.data;
+			vv.payload_len = big.len;
+		}
 		if (expires_at_ms)
 			*expires_at_ms = vv.expires_at_ms;
 		if (db->hdr->hotring)
@@ -1589,6 +1711,7 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 		memcpy(*val, vv.payload, vv.payload_len);
 		(*val)[vv.payload_len] = '\0';
 		*vlen = vv.payload_len;
+		nokv_buf_free(&big);
 	}
 	nokv_buf_free(&gs.value);
 	return NOKV_OK;
@@ -1980,6 +2103,9 @@ recover(nokv_db *db, nokv_error *err)
 		atomic_store(&hdr->last_version, st.last_version);
 		rc = nokv_version_install_state(db, &st, err);
 	}
+	/* value log: load its table, trim the head segment, drop orphans */
+	if (rc == NOKV_OK)
+		rc = nokv_vlog_recover(db->vlog, &st, err);
 	if (rc == NOKV_OK)
 		rc = nokv_manifest_start(db, fresh ? NULL : &st, err);
 
@@ -2166,6 +2292,7 @@ nokv_region_format(void *region, size_t size, const nokv_options *opts, const ch
 
 	if (hdr->wal)
 		db->wal = nokv_wal_attach(&db->ctx, hdr->wal, hdr->dir);
+	db->recovering = true;
 	rc = recover(db, err);
 	handle_free(db);
 	if (rc != NOKV_OK)
@@ -2183,6 +2310,10 @@ bg_main(void *arg)
 	{
 		nokv_error	err;
 		int			r = t->flush ? nokv_flush_one(db, &err) : nokv_compact_step(db, &err);
+
+		/* value-log GC when compaction has nothing to do */
+		if (r == 0 && !t->flush)
+			r = nokv_vlog_gc(db, 0, &err);
 
 		if (r < 0)
 		{

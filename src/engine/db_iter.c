@@ -280,6 +280,7 @@ struct nokv_iter
 	uint64_t	cur_expires;
 	uint64_t	saved_expires;
 
+	nokv_buf	big;			/* a value read from the value log */
 	nokv_visible_fn visible;	/* upper layer's visibility hook, or NULL */
 	void	   *visible_arg;
 	uint64_t	now_ms;			/* clock for TTL, read once per call */
@@ -386,6 +387,24 @@ decode_value(nokv_iter *di, const char *v, size_t vlen, nokv_value_view *vv)
 	return false;
 }
 
+/*
+ * Replace a value-log pointer in vv by the value it names (read into
+ * di->big); plain values are left as they are.
+ */
+static bool
+resolve(nokv_iter *di, const nokv_ikey_view *kv, nokv_value_view *vv)
+{
+	nokv_error	e = {0};
+
+	if (!(vv->flags & NOKV_VF_VPTR))
+		return true;
+	if (nokv_resolve_value(di->db, kv->cf, kv->ukey, kv->ukey_len, kv->version, vv, &di->big, &e) != NOKV_OK)
+		return set_error(di, &e);
+	vv->payload = di->big.data ? di->big.data : "";
+	vv->payload_len = di->big.len;
+	return true;
+}
+
 static void
 find_next_user_entry(nokv_iter *di, bool skipping)
 {
@@ -416,6 +435,8 @@ find_next_user_entry(nokv_iter *di, bool skipping)
 						return;
 					/* an expired put deletes the key for every reader */
 					deleted = nokv_value_expired(&vv, di->now_ms);
+					if (!deleted && !resolve(di, &kv, &vv))
+						return;
 				}
 				if (deleted)
 				{
@@ -487,6 +508,8 @@ find_prev_user_entry(nokv_iter *di)
 						return;
 					if (nokv_value_expired(&vv, di->now_ms))
 						k = NOKV_KIND_DELETE;
+					else if (!resolve(di, &kv, &vv))
+						return;
 					else if (di->visible &&
 							 !di->visible(di->visible_arg, kv.cf, kv.ukey, kv.ukey_len, kv.version,
 										  vv.payload, vv.payload_len))
@@ -719,6 +742,7 @@ nokv_iter_free(nokv_iter *di)
 	nokv_buf_free(&di->cur_key);
 	nokv_buf_free(&di->cur_value);
 	nokv_buf_free(&di->scratch);
+	nokv_buf_free(&di->big);
 	free(di);
 }
 

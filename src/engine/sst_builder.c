@@ -30,6 +30,7 @@
 #include "nokv/bloom.h"
 #include "nokv/file.h"
 #include "nokv/sst.h"
+#include "nokv/vlog.h"
 #include "nokv/status.h"
 
 #define WRITE_BUFFER_SIZE	(256 * 1024)
@@ -274,6 +275,21 @@ nokv_sst_builder_add(nokv_sst_builder *b, const char *ikey, size_t klen,
 		b->props.deletions++;
 	b->props.raw_key_bytes += klen;
 	b->props.raw_value_bytes += vlen;
+	if (vlen > 0 && (value[0] & NOKV_VF_VPTR))
+	{
+		nokv_value_view vv;
+		nokv_vptr	p;
+
+		/* remember which value-log segments this table points into */
+		if (nokv_value_decode(value, vlen, &vv) &&
+			nokv_vptr_decode(vv.payload, vv.payload_len, &p))
+		{
+			if (b->props.vlog_min == 0 || p.segment < b->props.vlog_min)
+				b->props.vlog_min = p.segment;
+			if (p.segment > b->props.vlog_max)
+				b->props.vlog_max = p.segment;
+		}
+	}
 	if (v.cf < NOKV_CF_COUNT)
 	{
 		b->props.cf_entries[v.cf]++;

@@ -13,22 +13,7 @@
 
 #include "nokv/db_impl.h"
 #include "nokv/hotring.h"
-
-void
-nokv_vlog_emit_stats(nokv_db *db, nokv_stat_fn fn, void *arg)
-{
-	(void) db;
-	(void) fn;
-	(void) arg;
-}
-
-void
-nokv_txn_emit_stats(nokv_db *db, nokv_stat_fn fn, void *arg)
-{
-	(void) db;
-	(void) fn;
-	(void) arg;
-}
+#include "nokv/vlog.h"
 
 static void
 row(nokv_stat_fn fn, void *arg, const char *name, double v, const char *unit, const char *desc)
@@ -36,6 +21,42 @@ row(nokv_stat_fn fn, void *arg, const char *name, double v, const char *unit, co
 	nokv_stat	s = {.name = name, .value = v, .unit = unit, .description = desc};
 
 	fn(arg, &s);
+}
+
+void
+nokv_vlog_emit_stats(nokv_db *db, nokv_stat_fn fn, void *arg)
+{
+	nokv_vlog_stats st;
+
+	nokv_vlog_get_stats(&db->ctx, db->hdr->vlog, &st);
+	row(fn, arg, "value_log.threshold", (double) db->hdr->opts.vlog_threshold, "bytes",
+		"values at least this large are stored in the value log (0 = never)");
+	row(fn, arg, "value_log.segments", (double) st.segments, "count", "value-log segments");
+	row(fn, arg, "value_log.bytes", (double) st.bytes, "bytes", "bytes in value-log segments");
+	row(fn, arg, "value_log.discard_bytes", (double) st.discard_bytes, "bytes",
+		"segment bytes no pointer references any more (exact)");
+	row(fn, arg, "value_log.discard_ratio", st.discard_ratio, "ratio", "discard bytes / segment bytes");
+	row(fn, arg, "value_log.pending_deletes", (double) st.pending_delete, "count",
+		"retired segments waiting for readers of old versions");
+	row(fn, arg, "value_log.head.segment", (double) st.head.segment, "count", "active segment");
+	row(fn, arg, "value_log.head.offset", (double) st.head.offset, "bytes", "bytes in the active segment");
+	row(fn, arg, "value_log.durable_head.offset", (double) st.durable.offset, "bytes",
+		"active-segment bytes made durable");
+	row(fn, arg, "value_log.appends", (double) st.appends, "count", "records appended");
+	row(fn, arg, "value_log.append_bytes", (double) st.append_bytes, "bytes", "record bytes appended");
+	row(fn, arg, "value_log.reads", (double) st.reads, "count", "values read through pointers");
+	row(fn, arg, "value_log.read_errors", (double) st.read_errors, "count", "pointer reads that failed");
+	row(fn, arg, "value_log.syncs", (double) st.syncs, "count", "value-log fdatasync calls");
+	row(fn, arg, "value_log.segments_created", (double) st.segments_created, "count", "segments created");
+	row(fn, arg, "value_log.segments_deleted", (double) st.segments_deleted, "count", "segments deleted");
+	row(fn, arg, "value_log.gc.gc_runs", (double) atomic_load(&db->hdr->stats.vlog_gc_runs), "count",
+		"segments collected by GC");
+}
+
+void
+nokv_txn_emit_stats(nokv_db *db, nokv_stat_fn fn, void *arg)
+{
+	nokv_txn_emit_stat_rows(db, fn, arg);
 }
 
 void

@@ -26,6 +26,7 @@
 #include "nokv/db_impl.h"
 #include "nokv/file.h"
 #include "nokv/status.h"
+#include "nokv/vlog.h"
 
 /* ---------- file table ---------- */
 
@@ -481,6 +482,8 @@ manifest_rewrite(nokv_db *db, nokv_error *err)
 
 	version_to_state(db, v, &st);
 	nokv_version_unref(db, v);
+	if (db->vlog)
+		nokv_vlog_fill_state(db->vlog, &st);
 	st.next_file_number = atomic_load(&hdr->next_file_number);
 	rc = nokv_manifest_create(hdr->dir, number, &st, &w, err);
 	nokv_manifest_state_free(&st);
@@ -577,6 +580,9 @@ nokv_log_and_apply(nokv_db *db, nokv_version_edit *edit, nokv_error *err)
 		return rc;
 	}
 	hdr->manifest_size = nokv_manifest_writer_size(db->manifest);
+	/* the value log learns what is durable: sizes, head, discard, deletions */
+	if (db->vlog)
+		nokv_vlog_edit_committed(db->vlog, edit);
 	hdr->log_number = edit->log_number;
 	for (int i = 0; i < edit->n_ext; i++)
 		if (edit->ext[i].log_id < NOKV_MAX_EXTERNAL_LOGS &&

@@ -1312,7 +1312,7 @@ nokv_vlog_list_segments(const nokv_ctx *ctx, nokv_off off, nokv_vlog_segment_inf
 	{
 		const vlog_slot *s = &vs->slots[i];
 
-		if (s->state != SEG_NEW && s->state != SEG_LIVE)
+		if (s->state != SEG_NEW && s->state != SEG_LIVE && s->state != SEG_DROPPED)
 			continue;
 		all[n].number = s->number;
 		all[n].size = s->size;
@@ -1320,7 +1320,8 @@ nokv_vlog_list_segments(const nokv_ctx *ctx, nokv_off off, nokv_vlog_segment_inf
 		all[n].discard_ratio = nokv_vlog_discard_ratio(s->size, s->discard);
 		all[n].active = (i == vs->active_slot);
 		all[n].live = (s->state == SEG_LIVE);
-		all[n].pending_delete = s->pending_delete;
+		/* a segment whose deletion is committed waits only for its unlink */
+		all[n].pending_delete = s->pending_delete || s->state == SEG_DROPPED;
 		n++;
 	}
 	vunlock(ctx);
