@@ -268,6 +268,11 @@ int			nokv_sst_footer_decode(const char *src, uint64_t file_size,
 #define NOKV_PROP_MAX_VERSION		8
 #define NOKV_PROP_SMALLEST			9
 #define NOKV_PROP_LARGEST			10
+/* add a referenced value-log segment to props (kept sorted, distinct) */
+void		nokv_sst_props_note_segment(nokv_sst_props *p, uint64_t segment);
+/* does the table reference this segment? */
+bool		nokv_sst_props_refs_segment(const nokv_sst_props *p, uint64_t segment);
+
 /* per column family, tag + cf: entries, key bytes, value bytes (optional) */
 #define NOKV_PROP_CF_ENTRIES		16
 #define NOKV_PROP_CF_KEY_BYTES		20
@@ -275,6 +280,7 @@ int			nokv_sst_footer_decode(const char *src, uint64_t file_size,
 /* lowest and highest value-log segment the table's pointers name */
 #define NOKV_PROP_VLOG_MIN			30
 #define NOKV_PROP_VLOG_MAX			31
+#define NOKV_PROP_VLOG_SEGMENTS		32	/* bytes: varint count, then ascending deltas */
 
 void		nokv_sst_props_encode(nokv_buf *out, const nokv_sst_props *p);
 /* fills *p (keys malloc'ed; file_size left alone); NOKV_CORRUPTION if malformed */

@@ -215,6 +215,7 @@ typedef struct nokv_region_hdr
 
 	/* background work */
 	_Atomic int flush_running;	/* one flush at a time keeps L0 in order */
+	_Atomic int vlog_gc_running;	/* one value-log GC at a time: a segment is retired once */
 	_Atomic int shutting_down;
 	_Atomic int bg_error;		/* a background job failed; writes refused */
 	char		bg_error_msg[512];

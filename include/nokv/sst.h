@@ -56,6 +56,10 @@ typedef struct nokv_sst_props
 	/* value-log segments referenced: [vlog_min, vlog_max], 0/0 = none */
 	uint64_t	vlog_min;
 	uint64_t	vlog_max;
+	/* exactly which segments, ascending (malloc'ed; GC needs the exact set) */
+	uint64_t   *vlog_segs;
+	int			n_vlog_segs;
+	int			cap_vlog_segs;
 	/*
 	 * Smallest and largest internal keys, widened to cover range tombstones:
 	 * a tombstone [s, e) at version v contributes (s, v, RANGE_DELETE) and

@@ -698,8 +698,19 @@ nokv_sst_props_encode(nokv_buf *out, const nokv_sst_props *p)
 	}
 	if (p->vlog_max)
 	{
+		nokv_buf	segs = {0};
+		uint64_t	prev = 0;
+
 		put_prop_u64(out, NOKV_PROP_VLOG_MIN, p->vlog_min);
 		put_prop_u64(out, NOKV_PROP_VLOG_MAX, p->vlog_max);
+		nokv_buf_append_varint32(&segs, (uint32_t) p->n_vlog_segs);
+		for (int i = 0; i < p->n_vlog_segs; i++)
+		{
+			nokv_buf_append_varint64(&segs, p->vlog_segs[i] - prev);
+			prev = p->vlog_segs[i];
+		}
+		put_prop_bytes(out, NOKV_PROP_VLOG_SEGMENTS, segs.data, segs.len);
+		nokv_buf_free(&segs);
 	}
 	if (p->smallest_len)
 		put_prop_bytes(out, NOKV_PROP_SMALLEST, p->smallest, p->smallest_len);
@@ -724,6 +735,8 @@ nokv_sst_props_decode(const char *data, size_t len, nokv_sst_props *p,
 	memset(p->cf_key_bytes, 0, sizeof(p->cf_key_bytes));
 	memset(p->cf_value_bytes, 0, sizeof(p->cf_value_bytes));
 	p->vlog_min = p->vlog_max = 0;
+	p->vlog_segs = NULL;
+	p->n_vlog_segs = p->cap_vlog_segs = 0;
 
 	while (q < limit && why == NULL)
 	{
@@ -797,6 +810,38 @@ nokv_sst_props_decode(const char *data, size_t len, nokv_sst_props *p,
 				break;
 			case NOKV_PROP_VLOG_MAX << 1:
 				p->vlog_max = v;
+				break;
+			case (NOKV_PROP_VLOG_SEGMENTS << 1) | 1:
+				{
+					const char *sp = bytes;
+					const char *se = bytes + n;
+					uint32_t	count;
+					uint64_t	prev = 0;
+
+					free(p->vlog_segs);
+					p->vlog_segs = NULL;
+					p->n_vlog_segs = p->cap_vlog_segs = 0;
+					if ((sp = nokv_get_varint32(sp, se, &count)) == NULL || count > n)
+					{
+						why = "bad value-log segment list";
+						break;
+					}
+					p->vlog_segs = nokv_malloc(sizeof(uint64_t) * (count + 1));
+					p->cap_vlog_segs = (int) count + 1;
+					for (uint32_t i = 0; i < count; i++)
+					{
+						uint64_t	d;
+
+						if ((sp = nokv_get_varint64(sp, se, &d)) == NULL || (i > 0 && d == 0) ||
+							d > UINT64_MAX - prev)
+						{
+							why = "bad value-log segment list";
+							break;
+						}
+						prev += d;
+						p->vlog_segs[p->n_vlog_segs++] = prev;
+					}
+				}
 				break;
 			default:
 				if ((tag & 1) == 0 && (tag >> 1) >= NOKV_PROP_CF_ENTRIES &&
@@ -901,4 +946,57 @@ nokv_sst_rangedel_next(const char *p, const char *limit, nokv_range_tombstone *t
 	p += (size_t) slen + elen;
 	t->version = nokv_get_le64(p);
 	return p + 8;
+}
+
+void
+nokv_sst_props_note_segment(nokv_sst_props *p, uint64_t segment)
+{
+	int			lo = 0,
+				hi = p->n_vlog_segs;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (p->vlog_segs[mid] < segment)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < p->n_vlog_segs && p->vlog_segs[lo] == segment)
+		return;
+	if (p->n_vlog_segs == p->cap_vlog_segs)
+	{
+		p->cap_vlog_segs = p->cap_vlog_segs ? p->cap_vlog_segs * 2 : 8;
+		p->vlog_segs = nokv_realloc(p->vlog_segs, sizeof(uint64_t) * p->cap_vlog_segs);
+	}
+	memmove(p->vlog_segs + lo + 1, p->vlog_segs + lo, sizeof(uint64_t) * (p->n_vlog_segs - lo));
+	p->vlog_segs[lo] = segment;
+	p->n_vlog_segs++;
+	if (p->vlog_min == 0 || segment < p->vlog_min)
+		p->vlog_min = segment;
+	if (segment > p->vlog_max)
+		p->vlog_max = segment;
+}
+
+bool
+nokv_sst_props_refs_segment(const nokv_sst_props *p, uint64_t segment)
+{
+	int			lo = 0,
+				hi = p->n_vlog_segs;
+
+	if (p->vlog_max == 0 || segment < p->vlog_min || segment > p->vlog_max)
+		return false;
+	if (p->n_vlog_segs == 0)
+		return true;			/* range only (no list): assume it does */
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (p->vlog_segs[mid] < segment)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < p->n_vlog_segs && p->vlog_segs[lo] == segment;
 }

@@ -43,6 +43,7 @@
 #include "nokv/db_impl.h"
 #include "nokv/file.h"
 #include "nokv/status.h"
+#include "nokv/block.h"
 #include "nokv/vlog.h"
 
 /* roll an output when it overlaps this many target files of the next level */
@@ -1888,7 +1889,7 @@ file_refs_segment(nokv_db *db, const nokv_file_meta *f, uint64_t segment)
 	if (nokv_table_get(db, f, &r, NULL) != NOKV_OK)
 		return true;			/* unknown: assume it does (never delete early) */
 	p = nokv_sst_get_props(r);
-	return p->vlog_max != 0 && p->vlog_min <= segment && segment <= p->vlog_max;
+	return nokv_sst_props_refs_segment(p, segment);
 }
 
 /* the first file of level referencing segment; *busy if only busy ones do */
@@ -1941,7 +1942,19 @@ nokv_compaction_gc_segment(nokv_db *db, uint64_t segment, nokv_error *err)
 
 	for (int round = 0;; round++)
 	{
-		nokv_version *v = nokv_version_current(db);
+		nokv_version *v;
+
+		/* every round rewrites a table that points into the segment; a table
+		 * rewritten must stop doing so, so the rounds are bounded by the
+		 * tables: far more rounds than that means something is wrong */
+		if (round > 4 * db->hdr->opts.max_files + 100)
+		{
+			rc = -nokv_error_set(err, NOKV_CORRUPTION,
+								 "value-log GC of segment %llu made no progress",
+								 (unsigned long long) segment);
+			break;
+		}
+		v = nokv_version_current(db);
 		bool		l0 = false;
 		bool		busy_any = false;
 		int			level_pick = -1;

@@ -1300,18 +1300,26 @@ nokv_vlog_gc(nokv_db *db, double ratio, nokv_error *err)
 {
 	uint64_t	segment;
 	int			rc;
+	int			expected = 0;
 
 	if (ratio <= 0)
 		ratio = db->hdr->opts.vlog_gc_discard_ratio;
+	/* two collectors of one segment would both log its retirement */
+	if (!atomic_compare_exchange_strong(&db->hdr->vlog_gc_running, &expected, 1))
+		return 0;
 	nokv_vlog_sweep(db);
 	if (nokv_vlog_pick_gc(&db->ctx, db->hdr->vlog, ratio, &segment) != NOKV_OK)
+	{
+		atomic_store(&db->hdr->vlog_gc_running, 0);
 		return 0;
+	}
 	rc = nokv_compaction_gc_segment(db, segment, err);
 	if (rc > 0)
 	{
 		atomic_fetch_add(&db->hdr->stats.vlog_gc_runs, 1);
 		nokv_vlog_sweep(db);
 	}
+	atomic_store(&db->hdr->vlog_gc_running, 0);
 	return rc;
 }
 

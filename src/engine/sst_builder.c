@@ -149,6 +149,7 @@ builder_free(nokv_sst_builder *b)
 		free((char *) b->tombs[i].end);
 	}
 	free(b->tombs);
+	free(b->props.vlog_segs);
 	free(b->dir);
 	free(b->path);
 	free(b->tmp_path);
@@ -283,12 +284,7 @@ nokv_sst_builder_add(nokv_sst_builder *b, const char *ikey, size_t klen,
 		/* remember which value-log segments this table points into */
 		if (nokv_value_decode(value, vlen, &vv) &&
 			nokv_vptr_decode(vv.payload, vv.payload_len, &p))
-		{
-			if (b->props.vlog_min == 0 || p.segment < b->props.vlog_min)
-				b->props.vlog_min = p.segment;
-			if (p.segment > b->props.vlog_max)
-				b->props.vlog_max = p.segment;
-		}
+			nokv_sst_props_note_segment(&b->props, p.segment);
 	}
 	if (v.cf < NOKV_CF_COUNT)
 	{
@@ -510,6 +506,9 @@ nokv_sst_builder_finish(nokv_sst_builder *b, nokv_sst_props *props, nokv_error *
 	{
 		*props = b->props;
 		props->file_size = b->file_off;
+		props->vlog_segs = b->props.n_vlog_segs
+			? (uint64_t *) nokv_memdup(b->props.vlog_segs, sizeof(uint64_t) * b->props.n_vlog_segs) : NULL;
+		props->cap_vlog_segs = props->n_vlog_segs;
 		props->smallest = smallest.len ? nokv_memdup(smallest.data, smallest.len) : NULL;
 		props->largest = largest.len ? nokv_memdup(largest.data, largest.len) : NULL;
 	}

@@ -310,8 +310,11 @@ nokv_sst_props_free(nokv_sst_props *p)
 		return;
 	free(p->smallest);
 	free(p->largest);
+	free(p->vlog_segs);
 	p->smallest = p->largest = NULL;
 	p->smallest_len = p->largest_len = 0;
+	p->vlog_segs = NULL;
+	p->n_vlog_segs = p->cap_vlog_segs = 0;
 }
 
 const nokv_sst_props *

@@ -373,7 +373,8 @@ typedef struct run
 				n_compact_all,
 				n_compact_range,
 				n_reopens,
-				n_range_deletes;
+				n_range_deletes,
+				n_vlog_gc;
 	/* engine counters of handles already closed (stats restart per open) */
 	uint64_t	closed_flushes,
 				closed_compactions;
@@ -1182,6 +1183,15 @@ op_maintenance(run *r)
 			fail_err(r, "nokv_flush_one", rc, &err);
 		r->n_flushes += rc == 1;
 	}
+	else if (c < 78)
+	{
+		/* value-log GC at a low ratio, so segments really get collected */
+		describe(r, "vlog_gc");
+		rc = nokv_vlog_gc(r->db, 0.05, &err);
+		if (rc < 0 || rc > 1)
+			fail_err(r, "nokv_vlog_gc", rc, &err);
+		r->n_vlog_gc += rc == 1;
+	}
 	else if (c < 85)
 	{
 		describe(r, "compact_step");
@@ -1338,6 +1348,8 @@ set_options(nokv_options *o, bool bg)
 	nokv_options_init(o);
 	o->memtable_size = 256 * 1024;
 	o->target_file_size = 64 * 1024;
+	/* small segments so value-log GC always has sealed candidates */
+	o->vlog_segment_size = 64 * 1024;
 	o->max_bytes_for_level_base = 256 * 1024;
 	o->block_size = 1024;
 	o->l0_compaction_trigger = 2;
@@ -1386,9 +1398,9 @@ run_one(uint64_t seed, bool bg, int nops)
 	   seed, bg ? "background threads" : "deterministic", nops);
 	tap_diag("  writes %ld, range deletes %ld, gets %ld, scans %ld, snapshot/iterator checks %ld",
 			 r->n_writes, r->n_range_deletes, r->n_gets, r->n_scans, r->n_snap_checks);
-	tap_diag("  rotates %ld, flushes %ld, compaction steps %ld, compact_all %ld, compact_range %ld, reopens %ld",
+	tap_diag("  rotates %ld, flushes %ld, compaction steps %ld, compact_all %ld, compact_range %ld, reopens %ld, value-log GCs %ld",
 			 r->n_rotates, r->n_flushes, r->n_steps, r->n_compact_all,
-			 r->n_compact_range, r->n_reopens);
+			 r->n_compact_range, r->n_reopens, r->n_vlog_gc);
 
 	if (r->db && !r->failed)
 	{
