@@ -235,10 +235,161 @@ test_visibility_hook(void)
 	free(dir);
 }
 
+/*
+ * Randomized: puts with random TTLs (some none, some large values that go
+ * to the value log), deletes, clock jumps, flushes, compactions and
+ * reopens, checked against a model of (value, expiry) per key.
+ */
+#define MODEL_KEYS 200
+
+typedef struct model_entry
+{
+	bool		present;
+	int			gen;
+	uint64_t	expires;		/* 0 = never */
+} model_entry;
+
+static uint64_t
+rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void
+model_value(char *buf, size_t *len, int key, int gen)
+{
+	/* every third generation is large, so some values live in the value log */
+	*len = gen % 3 == 0 ? 1500 : 20;
+	memset(buf, 'a' + (key + gen) % 26, *len);
+	snprintf(buf, 20, "%d:%d|", key, gen);
+}
+
+static bool
+model_agrees(nokv_db *db, const model_entry *m, const char *when)
+{
+	nokv_iter  *it;
+	int			live = 0,
+				seen = 0;
+
+	for (int k = 0; k < MODEL_KEYS; k++)
+	{
+		char		key[16];
+		char	   *v = NULL;
+		size_t		n = 0;
+		uint64_t	e = 0;
+		nokv_error	err = {0};
+		bool		want = m[k].present && (m[k].expires == 0 || m[k].expires > fake_now);
+		int			rc;
+
+		snprintf(key, sizeof(key), "m%04d", k);
+		rc = nokv_get_ttl(db, NULL, 0, key, strlen(key), &v, &n, &e, &err);
+		if (want)
+		{
+			char		exp[2000];
+			size_t		elen;
+
+			live++;
+			model_value(exp, &elen, k, m[k].gen);
+			if (rc != NOKV_OK || n != elen || memcmp(v, exp, n) != 0 || e != m[k].expires)
+			{
+				tap_diag("  %s: %s rc=%d len %zu/%zu expiry %" PRIu64 "/%" PRIu64, when, key, rc, n, elen,
+						 e, m[k].expires);
+				free(v);
+				return false;
+			}
+		}
+		else if (rc != NOKV_NOT_FOUND)
+		{
+			tap_diag("  %s: %s should be absent, rc=%d", when, key, rc);
+			free(v);
+			return false;
+		}
+		free(v);
+	}
+	it = nokv_iter_new(db, NULL, 0);
+	for (nokv_iter_seek_to_first(it); nokv_iter_valid(it); nokv_iter_next(it))
+		seen++;
+	nokv_iter_free(it);
+	if (seen != live)
+		tap_diag("  %s: scan saw %d keys, model has %d", when, seen, live);
+	return seen == live;
+}
+
+static void
+test_random_ttl(void)
+{
+	char	   *dir = tap_tmpdir("ttl-model");
+	nokv_options o;
+	nokv_db    *db;
+	nokv_error	err = {0};
+	model_entry m[MODEL_KEYS];
+	uint64_t	seed = 0x9e3779b97f4a7c15ULL;
+	bool		good = true;
+	int			ops = 6000;
+	int			op;
+
+	memset(m, 0, sizeof(m));
+	ttl_options(&o);
+	o.memtable_size = 128 << 10;
+	o.vlog_segment_size = 64 << 10;
+	if (!ok(nokv_open(&o, dir, &db, &err) == NOKV_OK, "open (%s)", err.msg))
+		return;
+	for (op = 0; op < ops && good; op++)
+	{
+		uint64_t	c = rnd(&seed) % 100;
+		int			k = (int) (rnd(&seed) % MODEL_KEYS);
+		char		key[16];
+
+		snprintf(key, sizeof(key), "m%04d", k);
+		if (c < 55)
+		{
+			char		val[2000];
+			size_t		vlen;
+			int			gen = op + 1;
+			uint64_t	ttl = rnd(&seed) % 3 == 0 ? 0 : 1 + rnd(&seed) % 5000;
+
+			model_value(val, &vlen, k, gen);
+			good = nokv_put_ttl(db, 0, key, strlen(key), val, vlen, ttl ? fake_now + ttl : 0, &err) == NOKV_OK;
+			m[k] = (model_entry) {.present = true, .gen = gen, .expires = ttl ? fake_now + ttl : 0};
+		}
+		else if (c < 65)
+		{
+			good = nokv_delete(db, 0, key, strlen(key), &err) == NOKV_OK;
+			m[k].present = false;
+		}
+		else if (c < 80)
+			fake_now += rnd(&seed) % 1500;	/* time passes: entries expire */
+		else if (c < 88)
+			good = nokv_rotate_memtable(db, &err) == NOKV_OK && nokv_flush_one(db, &err) >= 0;
+		else if (c < 95)
+			good = nokv_compact_step(db, &err) >= 0 && nokv_vlog_gc(db, 0.1, &err) >= 0;
+		else if (c < 97)
+			good = nokv_compact_all(db, &err) == NOKV_OK;
+		else if (c < 98)
+		{
+			nokv_close(db);
+			good = nokv_open(&o, dir, &db, &err) == NOKV_OK;
+		}
+		else
+			good = model_agrees(db, m, "random check");
+		if (!good)
+			tap_diag("  operation %d failed: %s", op, err.msg);
+	}
+	ok(good, "%d random ttl operations agree with the model", op);
+	ok(good && model_agrees(db, m, "final"), "final full comparison");
+	nokv_close(db);
+	tap_rmdir(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
 	test_expiry();
 	test_visibility_hook();
+	test_random_ttl();
 	return tap_done();
 }
