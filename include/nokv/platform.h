@@ -13,8 +13,8 @@
  * Lock order (acquire in this order, never the reverse):
  *	  WRITE -> MEMTABLES -> VERSION -> FILES -> HEAP
  *	  COMPACTION -> MANIFEST -> VERSION
- *	  CACHE_n and WAL_SYNC are leaves (nothing is acquired while holding them
- *	  except HEAP).
+ *	  CACHE_n, WAL_SYNC, VLOG and HOTRING are leaves (nothing is acquired
+ *	  while holding them except HEAP).
  *
  * include/nokv/platform.h
  *-------------------------------------------------------------------------
