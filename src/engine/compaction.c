@@ -2048,6 +2048,8 @@ nokv_compaction_gc_segment(nokv_db *db, uint64_t segment, nokv_error *err)
 		}
 		break;
 	}
+	free(ms.merged);
+	nokv_buf_free(&ms.cursor);
 	return rc;
 }
 
@@ -2058,10 +2060,13 @@ nokv_compaction_gc_segment(nokv_db *db, uint64_t segment, nokv_error *err)
 void
 nokv_vlog_sweep(nokv_db *db)
 {
-	int			n = nokv_vlog_list_segments(&db->ctx, db->hdr->vlog, NULL, 0);
-	nokv_vlog_segment_info *info = nokv_malloc(sizeof(*info) * (size_t) (n + 1));
+	int			cap = nokv_vlog_list_segments(&db->ctx, db->hdr->vlog, NULL, 0);
+	nokv_vlog_segment_info *info = nokv_malloc(sizeof(*info) * (size_t) (cap + 1));
+	int			n = nokv_vlog_list_segments(&db->ctx, db->hdr->vlog, info, cap);
 
-	n = nokv_vlog_list_segments(&db->ctx, db->hdr->vlog, info, n);
+	/* segments created since the first call are not in the buffer */
+	if (n > cap)
+		n = cap;
 	for (int i = 0; i < n; i++)
 	{
 		bool		referenced = false;
