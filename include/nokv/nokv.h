@@ -468,6 +468,7 @@ typedef struct nokv_stats
 	uint64_t	wal_syncs;
 	uint64_t	wal_sync_batches;	/* batches made durable by those syncs */
 	uint64_t	wal_segments;
+	uint64_t	vlog_bytes;			/* record bytes appended to the value log */
 	uint64_t	block_cache_hits;
 	uint64_t	block_cache_misses;
 	uint64_t	block_cache_bytes;
@@ -501,7 +502,10 @@ typedef struct nokv_stat
 typedef void (*nokv_stat_fn) (void *arg, const nokv_stat *s);
 void		nokv_stats_foreach(nokv_db *db, nokv_stat_fn fn, void *arg);
 
-/* write amplification = (wal + flush + compaction bytes written) / user bytes */
+/*
+ * write amplification = (wal + flush + compaction + value-log bytes written)
+ * / user bytes
+ */
 double		nokv_write_amplification(const nokv_stats *st);
 
 #ifdef __cplusplus

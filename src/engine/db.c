@@ -1837,6 +1837,12 @@ nokv_get_stats(nokv_db *db, nokv_stats *st)
 		st->wal_sync_batches = ws.synced_batches;
 		st->wal_segments = ws.segments_created;
 	}
+	{
+		nokv_vlog_stats vs;
+
+		nokv_vlog_get_stats(&db->ctx, hdr->vlog, &vs);
+		st->vlog_bytes = vs.append_bytes;
+	}
 	if (hdr->cache)
 	{
 		uint64_t	cap;
@@ -1857,8 +1863,8 @@ nokv_write_amplification(const nokv_stats *st)
 {
 	if (st->user_bytes_written == 0)
 		return 0.0;
-	return (double) (st->wal_bytes + st->flush_bytes + st->compaction_bytes_written) /
-		(double) st->user_bytes_written;
+	return (double) (st->wal_bytes + st->flush_bytes + st->compaction_bytes_written +
+					 st->vlog_bytes) / (double) st->user_bytes_written;
 }
 
 /* ---------- recovery ---------- */

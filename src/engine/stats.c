@@ -138,7 +138,7 @@ nokv_stats_foreach(nokv_db *db, nokv_stat_fn fn, void *arg)
 	emit(&e, "compaction.entries_dropped", (double) st.compaction_entries_dropped, "count",
 		 "versions, deletes and expired entries garbage-collected");
 	emit(&e, "compaction.write_amplification", nokv_write_amplification(&st), "ratio",
-		 "(wal + flush + compaction bytes written) / user bytes written");
+		 "(wal + flush + compaction + value-log bytes written) / user bytes written");
 
 	emit(&e, "wal.enabled", hdr->wal != 0, "bool", "the engine keeps its own WAL (false in external-log mode)");
 	emit(&e, "wal.bytes", (double) st.wal_bytes, "bytes", "record bytes appended to the WAL");
