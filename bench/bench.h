@@ -30,6 +30,8 @@
 /* RocksDB integrated BlobDB threshold for the --blob column */
 #define BENCH_MIN_BLOB_SIZE 1024
 
+#define lengthof(array) (sizeof(array) / sizeof((array)[0]))
+
 /* settings every engine receives identically */
 typedef struct bench_config
 {
@@ -38,6 +40,16 @@ typedef struct bench_config
 	size_t		cache_bytes;	/* block cache budget */
 	bool		sync;			/* fsync every write */
 } bench_config;
+
+/* an engine's value log (nokv) as its statistics report it */
+typedef struct bench_vlog_stats
+{
+	uint64_t	segments;
+	uint64_t	bytes;			/* value_log.bytes */
+	uint64_t	discard_bytes;	/* value_log.discard_bytes */
+	uint64_t	gc_runs;		/* value_log.gc.gc_runs (background ones too) */
+	uint64_t	pending_deletes;	/* collected, not yet unlinked */
+} bench_vlog_stats;
 
 /*
  * One engine.  "db" and "it" are the adaptor's own handles.  get() reports
@@ -70,6 +82,35 @@ typedef struct bench_engine
 	 */
 	bool		(*own_write_amp) (void *db, double *wamp, uint64_t *user_bytes,
 								  char *detail, size_t detail_len);
+
+	/*
+	 * Optional: how this engine stores values of cfg->value_size bytes (key-
+	 * value separation or not, its thresholds and GC setting), for the
+	 * header.  Returns the smallest value it stores apart from the LSM (blob
+	 * files, value log), 0 if it never does.
+	 */
+	size_t		(*value_storage) (const bench_config *cfg, char *buf, size_t len);
+
+	/*
+	 * Optional: the settings the opened DB in dir records about itself (the
+	 * RocksDB OPTIONS file), for the results file.  The adaptor has already
+	 * checked them against what it asked for.
+	 */
+	bool		(*recorded_options) (const char *dir, char *buf, size_t len);
+
+	/*
+	 * Optional, all three or none: the value-log GC phase.  compact_all()
+	 * flushes and compacts so that every overwritten value is counted as
+	 * discard; vlog_gc_step() collects one segment if one qualifies at the
+	 * configured ratio and returns whether it did.
+	 */
+	bool		(*vlog_stats) (void *db, bench_vlog_stats *vs);
+	void		(*compact_all) (void *db);
+	bool		(*vlog_gc_step) (void *db);
+
+	/* appended to the engine's space_amp line (NULL: nothing) */
+	const char *space_note;
+
 	void		(*close) (void *db);
 } bench_engine;
 

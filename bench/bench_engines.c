@@ -15,6 +15,9 @@
  *	sync			NOKV_SYNC_BATCH + sync	WriteOptions.sync		WriteOptions.sync
  *	threads			1 flush + 1 compaction	max_background_jobs 2	1 (fixed)
  *	read checksums	always verified			verified (default)		verified (set)
+ *	large values	value log (>= 1 KiB)	in SSTs; rocksdb_blob:	in SSTs
+ *					uncompressed, GC at		blob files >= 1 KiB,
+ *					discard ratio 0.5		LZ4, blob GC off
  *
  * (*) LevelDB's C API offers only snappy or no compression; the issue asks
  * for no compression there rather than a different codec, and the header of
@@ -51,6 +54,15 @@ typedef struct nokv_handle
 	nokv_read_options ro;
 	size_t		value_size;
 } nokv_handle;
+
+/* statistics rows wanted from nokv_stats_foreach */
+typedef struct nokv_stat_lookup
+{
+	const char *const *names;
+	double	   *values;
+	int			count;
+	int			found;
+} nokv_stat_lookup;
 
 static void
 nokv_fail(const char *what, int rc, const nokv_error *err)
@@ -194,20 +206,69 @@ nokv_bench_iter_free(void *it)
 	nokv_iter_free(it);
 }
 
+static void
+nokv_stat_lookup_cb(void *arg, const nokv_stat *s)
+{
+	nokv_stat_lookup *l = arg;
+
+	for (int i = 0; i < l->count; i++)
+	{
+		if (strcmp(s->name, l->names[i]) == 0)
+		{
+			l->values[i] = s->value;
+			l->found++;
+			return;
+		}
+	}
+}
+
+/* the value-log rows of nokv_stats_foreach; a missing row is fatal */
+static bool
+nokv_bench_vlog_stats(void *db, bench_vlog_stats *vs)
+{
+	static const char *const names[] = {
+		"value_log.segments", "value_log.bytes", "value_log.discard_bytes",
+		"value_log.gc.gc_runs", "value_log.pending_deletes"
+	};
+	nokv_handle *h = db;
+	double		values[lengthof(names)];
+	nokv_stat_lookup l = {
+		.names = names,
+		.values = values,
+		.count = (int) lengthof(names),
+	};
+
+	nokv_stats_foreach(h->db, nokv_stat_lookup_cb, &l);
+	if (l.found != l.count)
+		bench_fatal("nokv: nokv_stats_foreach reported %d of the %d value_log "
+					"rows the benchmark reads", l.found, l.count);
+	vs->segments = (uint64_t) values[0];
+	vs->bytes = (uint64_t) values[1];
+	vs->discard_bytes = (uint64_t) values[2];
+	vs->gc_runs = (uint64_t) values[3];
+	vs->pending_deletes = (uint64_t) values[4];
+	return true;
+}
+
 static bool
 nokv_bench_own_write_amp(void *db, double *wamp, uint64_t *user_bytes,
 						 char *detail, size_t detail_len)
 {
 	nokv_handle *h = db;
 	nokv_stats	st;
+	bench_vlog_stats vs;
 
 	memset(&st, 0, sizeof(st));
 	nokv_get_stats(h->db, &st);
+	(void) nokv_bench_vlog_stats(db, &vs);
 	*wamp = nokv_write_amplification(&st);
 	*user_bytes = st.user_bytes_written;
 	snprintf(detail, detail_len,
 			 "user_bytes=%llu wal_bytes=%llu flushes=%llu flush_bytes=%llu "
-			 "compactions=%llu compaction_bytes_written=%llu "
+			 "compactions=%llu compaction_bytes_written=%llu vlog_bytes=%llu "
+			 "value_log.bytes=%llu "
+			 "value_log.discard_bytes=%llu value_log.segments=%llu "
+			 "value_log.gc.gc_runs=%llu "
 			 "stalls=%llu slowdowns=%llu l0_files=%d live_sst_bytes=%llu "
 			 "block_cache_hits=%llu block_cache_misses=%llu",
 			 (unsigned long long) st.user_bytes_written,
@@ -216,6 +277,11 @@ nokv_bench_own_write_amp(void *db, double *wamp, uint64_t *user_bytes,
 			 (unsigned long long) st.flush_bytes,
 			 (unsigned long long) st.compactions,
 			 (unsigned long long) st.compaction_bytes_written,
+			 (unsigned long long) st.vlog_bytes,
+			 (unsigned long long) vs.bytes,
+			 (unsigned long long) vs.discard_bytes,
+			 (unsigned long long) vs.segments,
+			 (unsigned long long) vs.gc_runs,
 			 (unsigned long long) st.stall_count,
 			 (unsigned long long) st.slowdown_count,
 			 st.num_levels > 0 ? st.levels[0].files : 0,
@@ -223,6 +289,58 @@ nokv_bench_own_write_amp(void *db, double *wamp, uint64_t *user_bytes,
 			 (unsigned long long) st.block_cache_hits,
 			 (unsigned long long) st.block_cache_misses);
 	return true;
+}
+
+static void
+nokv_bench_compact_all(void *db)
+{
+	nokv_handle *h = db;
+	nokv_error	err;
+	int			rc;
+
+	memset(&err, 0, sizeof(err));
+	rc = nokv_compact_all(h->db, &err);
+	if (rc != NOKV_OK)
+		nokv_fail("nokv_compact_all", rc, &err);
+}
+
+static bool
+nokv_bench_vlog_gc_step(void *db)
+{
+	nokv_handle *h = db;
+	nokv_error	err;
+	int			rc;
+
+	/* ratio 0: the configured vlog_gc_discard_ratio */
+	memset(&err, 0, sizeof(err));
+	rc = nokv_vlog_gc(h->db, 0, &err);
+	if (rc < 0)
+		nokv_fail("nokv_vlog_gc", -rc, &err);
+	return rc > 0;
+}
+
+static size_t
+nokv_bench_value_storage(const bench_config *cfg, char *buf, size_t len)
+{
+	nokv_options opts;
+
+	/* the adaptor leaves every value-log option at its default */
+	nokv_options_init(&opts);
+	if (opts.vlog_threshold == 0)
+	{
+		snprintf(buf, len, "in the LSM (value log disabled)");
+		return 0;
+	}
+	snprintf(buf, len,
+			 "value log: values of at least %zu B move at flush into "
+			 "%zu MiB segments, uncompressed (the LSM keeps key + pointer); "
+			 "GC at discard ratio %.2f, run by the compaction thread when it "
+			 "is idle; these %zu B values are %s",
+			 opts.vlog_threshold, opts.vlog_segment_size >> 20,
+			 opts.vlog_gc_discard_ratio, cfg->value_size,
+			 cfg->value_size >= opts.vlog_threshold ?
+			 "separated" : "kept in the LSM (below the threshold)");
+	return opts.vlog_threshold;
 }
 
 static void
@@ -237,7 +355,7 @@ nokv_bench_close(void *db)
 
 const bench_engine bench_engine_nokv = {
 	.name = "nokv",
-	.compression = "lz4",
+	.compression = "lz4 (SST data blocks; value-log records are not compressed)",
 	.threads = "1 flush + 1 compaction thread",
 	.open = nokv_bench_open,
 	.put = nokv_bench_put,
@@ -251,6 +369,12 @@ const bench_engine bench_engine_nokv = {
 	.iter_value = nokv_bench_iter_value,
 	.iter_free = nokv_bench_iter_free,
 	.own_write_amp = nokv_bench_own_write_amp,
+	.value_storage = nokv_bench_value_storage,
+	.recorded_options = NULL,
+	.vlog_stats = nokv_bench_vlog_stats,
+	.compact_all = nokv_bench_compact_all,
+	.vlog_gc_step = nokv_bench_vlog_gc_step,
+	.space_note = NULL,
 	.close = nokv_bench_close,
 };
 
@@ -277,6 +401,129 @@ rocks_check(const char *what, char *err)
 {
 	if (err != NULL)
 		bench_fatal("rocksdb: %s: %s", what, err);
+}
+
+/*
+ * The options RocksDB reports in its OPTIONS file that matter here, in the
+ * order the results file shows them.  The file is what the opened DB uses,
+ * so it checks that the C API calls took effect.
+ */
+static const char *const rocks_recorded_keys[] = {
+	"write_buffer_size", "compression", "enable_blob_files", "min_blob_size",
+	"blob_file_size", "blob_compression_type",
+	"enable_blob_garbage_collection"
+};
+
+/*
+ * Path of the newest OPTIONS-NNNNNN file in dir.  RocksDB writes one at
+ * every open (keeping the previous one, and a .dbtmp while writing), so
+ * the highest number wins and other names are skipped.
+ */
+static bool
+rocks_options_file(const char *dir, char *path, size_t len)
+{
+	DIR		   *d = opendir(dir);
+	struct dirent *de;
+	unsigned long long best = 0;
+	char		best_name[256] = "";
+
+	if (d == NULL)
+		return false;
+	while ((de = readdir(d)) != NULL)
+	{
+		const char *digits = de->d_name + strlen("OPTIONS-");
+		char	   *end;
+		unsigned long long n;
+
+		if (strncmp(de->d_name, "OPTIONS-", strlen("OPTIONS-")) != 0)
+			continue;
+		n = strtoull(digits, &end, 10);
+		if (end == digits || *end != '\0')
+			continue;
+		if (best_name[0] == '\0' || n > best)
+		{
+			best = n;
+			snprintf(best_name, sizeof(best_name), "%s", de->d_name);
+		}
+	}
+	closedir(d);
+	if (best_name[0] == '\0')
+		return false;
+	snprintf(path, len, "%s/%s", dir, best_name);
+	return true;
+}
+
+/*
+ * The value of the first "key=value" line for key in an OPTIONS file.  The
+ * benchmark uses the default column family only, whose section comes first
+ * after [DBOptions], and none of the keys read here occurs in [DBOptions].
+ */
+static bool
+rocks_option_value(const char *path, const char *key, char *buf, size_t len)
+{
+	FILE	   *f = fopen(path, "r");
+	char		line[1024];
+	size_t		klen = strlen(key);
+	bool		found = false;
+
+	if (f == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+	{
+		char	   *p = line;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, key, klen) != 0 || p[klen] != '=')
+			continue;
+		p += klen + 1;
+		p[strcspn(p, " \t\r\n")] = '\0';
+		snprintf(buf, len, "%s", p);
+		found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+static bool
+rocks_recorded_options(const char *dir, char *buf, size_t len)
+{
+	char		path[4096];
+	size_t		used = 0;
+
+	if (len == 0 || !rocks_options_file(dir, path, sizeof(path)))
+		return false;
+	buf[0] = '\0';
+	for (size_t i = 0; i < lengthof(rocks_recorded_keys); i++)
+	{
+		char		value[256];
+		int			n;
+
+		if (!rocks_option_value(path, rocks_recorded_keys[i], value, sizeof(value)))
+			snprintf(value, sizeof(value), "(absent)");
+		n = snprintf(buf + used, len - used, "%s%s=%s", used > 0 ? " " : "",
+					 rocks_recorded_keys[i], value);
+		if (n < 0 || (size_t) n >= len - used)
+			break;
+		used += (size_t) n;
+	}
+	return true;
+}
+
+/* fail unless the opened DB's OPTIONS file has key=want */
+static void
+rocks_expect_option(const char *dir, const char *key, const char *want)
+{
+	char		path[4096];
+	char		value[256];
+
+	if (!rocks_options_file(dir, path, sizeof(path)))
+		bench_fatal("rocksdb: no OPTIONS file in %s", dir);
+	if (!rocks_option_value(path, key, value, sizeof(value)))
+		bench_fatal("rocksdb: %s has no %s line", path, key);
+	if (strcmp(value, want) != 0)
+		bench_fatal("rocksdb: %s says %s=%s, the benchmark set %s", path, key,
+					value, want);
 }
 
 static void *
@@ -329,7 +576,45 @@ rocks_open_common(const bench_config *cfg, const char *dir, bool blob)
 
 	h->db = rocksdb_open(h->opts, dir, &err);
 	rocks_check("rocksdb_open", err);
+
+	/* the DB's own record of its options, not our options object */
+	rocks_expect_option(dir, "compression", "kLZ4Compression");
+	rocks_expect_option(dir, "enable_blob_files", blob ? "true" : "false");
+	if (blob)
+	{
+		char		min_blob[32];
+
+		snprintf(min_blob, sizeof(min_blob), "%d", BENCH_MIN_BLOB_SIZE);
+		rocks_expect_option(dir, "min_blob_size", min_blob);
+		rocks_expect_option(dir, "blob_compression_type", "kLZ4Compression");
+		/* the README and the header say blob GC is off: make sure */
+		rocks_expect_option(dir, "enable_blob_garbage_collection", "false");
+	}
 	return h;
+}
+
+static size_t
+rocks_value_storage(const bench_config *cfg, char *buf, size_t len)
+{
+	(void) cfg;
+	snprintf(buf, len, "in SSTs (no blob files)");
+	return 0;
+}
+
+static size_t
+rocks_blob_value_storage(const bench_config *cfg, char *buf, size_t len)
+{
+	snprintf(buf, len,
+			 "blob files (integrated BlobDB, set through the C API): "
+			 "enable_blob_files=true, min_blob_size=%d, blob_compression_type "
+			 "LZ4, blob_file_size default; enable_blob_garbage_collection=false "
+			 "(RocksDB's default: live blobs are never relocated, a blob file "
+			 "goes only when no SST refers to it any more); these %zu B values "
+			 "are %s",
+			 BENCH_MIN_BLOB_SIZE, cfg->value_size,
+			 cfg->value_size >= BENCH_MIN_BLOB_SIZE ?
+			 "separated" : "kept in SSTs (below min_blob_size)");
+	return BENCH_MIN_BLOB_SIZE;
 }
 
 static void *
@@ -461,6 +746,12 @@ const bench_engine bench_engine_rocksdb = {
 	.iter_value = rocks_bench_iter_value,
 	.iter_free = rocks_bench_iter_free,
 	.own_write_amp = NULL,
+	.value_storage = rocks_value_storage,
+	.recorded_options = rocks_recorded_options,
+	.vlog_stats = NULL,
+	.compact_all = NULL,
+	.vlog_gc_step = NULL,
+	.space_note = NULL,
 	.close = rocks_bench_close,
 };
 
@@ -480,6 +771,12 @@ const bench_engine bench_engine_rocksdb_blob = {
 	.iter_value = rocks_bench_iter_value,
 	.iter_free = rocks_bench_iter_free,
 	.own_write_amp = NULL,
+	.value_storage = rocks_blob_value_storage,
+	.recorded_options = rocks_recorded_options,
+	.vlog_stats = NULL,
+	.compact_all = NULL,
+	.vlog_gc_step = NULL,
+	.space_note = "blob GC off (enable_blob_garbage_collection=false, RocksDB's default)",
 	.close = rocks_bench_close,
 };
 
@@ -489,9 +786,7 @@ bench_rocksdb_version(const char *dir, char *buf, size_t len)
 	rocksdb_options_t *opts = rocksdb_options_create();
 	rocksdb_t  *db;
 	char	   *err = NULL;
-	DIR		   *d;
-	struct dirent *de;
-	bool		found = false;
+	char		path[4096];
 
 	/*
 	 * The C API has no version call, but every DB records the library
@@ -510,38 +805,8 @@ bench_rocksdb_version(const char *dir, char *buf, size_t len)
 	rocksdb_close(db);
 	rocksdb_options_destroy(opts);
 
-	d = opendir(dir);
-	if (d == NULL)
-		return false;
-	while (!found && (de = readdir(d)) != NULL)
-	{
-		char		path[4096];
-		char		line[512];
-		FILE	   *f;
-
-		if (strncmp(de->d_name, "OPTIONS-", 8) != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		f = fopen(path, "r");
-		if (f == NULL)
-			continue;
-		while (fgets(line, sizeof(line), f) != NULL)
-		{
-			char	   *p = strstr(line, "rocksdb_version=");
-
-			if (p != NULL)
-			{
-				p += strlen("rocksdb_version=");
-				p[strcspn(p, " \t\r\n")] = '\0';
-				snprintf(buf, len, "%s", p);
-				found = true;
-				break;
-			}
-		}
-		fclose(f);
-	}
-	closedir(d);
-	return found;
+	return rocks_options_file(dir, path, sizeof(path)) &&
+		rocks_option_value(path, "rocksdb_version", buf, len);
 }
 
 /* ---------- LevelDB ---------- */
@@ -702,6 +967,14 @@ level_bench_close(void *db)
 	free(h);
 }
 
+static size_t
+level_value_storage(const bench_config *cfg, char *buf, size_t len)
+{
+	(void) cfg;
+	snprintf(buf, len, "in SSTs (LevelDB has no key-value separation)");
+	return 0;
+}
+
 const bench_engine bench_engine_leveldb = {
 	.name = "leveldb",
 	.compression = "none (LevelDB's C API offers only snappy or none; no LZ4)",
@@ -718,6 +991,12 @@ const bench_engine bench_engine_leveldb = {
 	.iter_value = level_bench_iter_value,
 	.iter_free = level_bench_iter_free,
 	.own_write_amp = NULL,
+	.value_storage = level_value_storage,
+	.recorded_options = NULL,
+	.vlog_stats = NULL,
+	.compact_all = NULL,
+	.vlog_gc_step = NULL,
+	.space_note = NULL,
 	.close = level_bench_close,
 };
 

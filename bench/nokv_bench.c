@@ -19,6 +19,14 @@
  * one invocation.  If reads or overwrite are asked for without fillrandom,
  * the main DB is first filled by an untimed fillrandom ("prefill").
  *
+ * With overwrite, an engine with a value log (nokv) then gets a GC phase
+ * after the reads: nokv_compact_all() so that every overwritten value is
+ * counted as discard, then nokv_vlog_gc() until no segment qualifies, timed,
+ * and the space amplification is measured again.  The phase runs after the
+ * reads so that every engine's reads see a DB in the same state (just
+ * written, compactions still pending), and its I/O is reported apart from
+ * write_amp, which stays comparable across engines.
+ *
  * Engines run one after another: an engine runs its whole sequence, is
  * closed (which waits for its running background jobs) and its directories
  * are deleted before the next engine starts.  Keeping the DBs of several
@@ -124,6 +132,34 @@ typedef struct io_counters
 	uint64_t	cancelled_write_bytes;
 } io_counters;
 
+/* apparent bytes of a DB directory, by kind of file */
+typedef struct dir_usage
+{
+	uint64_t	total;
+	uint64_t	sst;			/* .sst, .ldb */
+	uint64_t	blob;			/* .blob (RocksDB blob files) */
+	uint64_t	vlog;			/* .vlog (nokv value-log segments) */
+	uint64_t	wal;			/* .wal (nokv), .log (RocksDB, LevelDB) */
+	uint64_t	other;			/* manifests, OPTIONS, info logs, ... */
+} dir_usage;
+
+/* the value-log GC phase (engines with a value log, with overwrite) */
+typedef struct gc_result
+{
+	bool		ran;
+	uint64_t	runs;			/* segments collected by our nokv_vlog_gc loop */
+	double		compact_secs;	/* nokv_compact_all */
+	double		gc_secs;		/* the nokv_vlog_gc loop */
+	bench_vlog_stats before;	/* after the reads, before the phase */
+	bench_vlog_stats compacted; /* after nokv_compact_all */
+	bench_vlog_stats after;		/* after the loop */
+	dir_usage	dir_before;
+	dir_usage	dir_compacted;
+	dir_usage	dir_after;
+	bool		io_ok;
+	io_counters io;				/* I/O of the phase */
+} gc_result;
+
 typedef struct engine_result
 {
 	bool		ran[W_COUNT];
@@ -139,11 +175,16 @@ typedef struct engine_result
 	double		own_wa_weighted;
 	uint64_t	own_wa_user;
 
+	/* values at least this large are stored apart from the LSM (0: never) */
+	size_t		separation_min;
+
 	/* space amplification after the last write workload */
 	bool		space_ok;
-	uint64_t	space_dir;
+	dir_usage	space_dir;
 	uint64_t	space_live;
 	const char *space_after;
+
+	gc_result	gc;
 } engine_result;
 
 static engine_result results[E_COUNT];
@@ -345,26 +386,64 @@ read_io(io_counters *c)
 	return seen == 3;
 }
 
-static uint64_t du_total;
+static dir_usage du_acc;
+
+static bool
+has_suffix(const char *name, const char *suffix)
+{
+	size_t		n = strlen(name);
+	size_t		m = strlen(suffix);
+
+	return n >= m && strcmp(name + n - m, suffix) == 0;
+}
 
 static int
 du_cb(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
-	(void) path;
-	(void) ftw;
-	if (type == FTW_F && S_ISREG(st->st_mode))
-		du_total += (uint64_t) st->st_size;
+	const char *name = path + ftw->base;
+	uint64_t	size = (uint64_t) st->st_size;
+
+	if (type != FTW_F || !S_ISREG(st->st_mode))
+		return 0;
+	du_acc.total += size;
+	if (has_suffix(name, ".sst") || has_suffix(name, ".ldb"))
+		du_acc.sst += size;
+	else if (has_suffix(name, ".blob"))
+		du_acc.blob += size;
+	else if (has_suffix(name, ".vlog"))
+		du_acc.vlog += size;
+	else if (has_suffix(name, ".wal") || has_suffix(name, ".log"))
+		du_acc.wal += size;
+	else
+		du_acc.other += size;
 	return 0;
 }
 
-/* apparent size (sum of st_size) of every regular file under dir */
-static uint64_t
+/* apparent size (sum of st_size) of every regular file under dir, by kind */
+static dir_usage
 dir_size(const char *dir)
 {
-	du_total = 0;
+	memset(&du_acc, 0, sizeof(du_acc));
 	if (nftw(dir, du_cb, 32, FTW_PHYS) != 0)
 		bench_fatal("cannot walk %s: %s", dir, strerror(errno));
-	return du_total;
+	return du_acc;
+}
+
+/* "sst=N blob=N vlog=N wal=N other=N" */
+static const char *
+dir_usage_detail(const dir_usage *u, char *buf, size_t len)
+{
+	snprintf(buf, len, "sst=%llu blob=%llu vlog=%llu wal=%llu other=%llu",
+			 (unsigned long long) u->sst, (unsigned long long) u->blob,
+			 (unsigned long long) u->vlog, (unsigned long long) u->wal,
+			 (unsigned long long) u->other);
+	return buf;
+}
+
+static double
+ratio_or_zero(uint64_t num, uint64_t den)
+{
+	return den > 0 ? (double) num / (double) den : 0.0;
 }
 
 static int
@@ -410,6 +489,76 @@ make_dirs(const char *path)
 		bench_fatal("cannot create %s: %s", buf, strerror(errno));
 }
 
+/*
+ * CPU seconds used by the whole machine (busy time of every CPU) and by
+ * this process (all its threads), for telling the engine's own CPU cost
+ * from other processes' competing work.  The machine figure includes the
+ * kernel's writeback threads, which mostly work for us.
+ */
+typedef struct cpu_times
+{
+	double		machine_busy;
+	double		self;
+	double		wall;
+} cpu_times;
+
+static bool
+read_cpu_times(cpu_times *c)
+{
+	FILE	   *f;
+	unsigned long long v[8];
+	unsigned long utime,
+				stime;
+	double		tick = (double) sysconf(_SC_CLK_TCK);
+	int			n;
+
+	memset(c, 0, sizeof(*c));
+	c->wall = now_sec();
+	f = fopen("/proc/stat", "r");
+	if (f == NULL)
+		return false;
+	/* cpu user nice system idle iowait irq softirq steal */
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
+			   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (n != 8)
+		return false;
+	c->machine_busy = (double) (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / tick;
+
+	f = fopen("/proc/self/stat", "r");
+	if (f == NULL)
+		return false;
+	/* fields 14 and 15; the command (field 2) has no spaces here */
+	n = fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			   &utime, &stime);
+	fclose(f);
+	if (n != 2)
+		return false;
+	c->self = (double) (utime + stime) / tick;
+	return true;
+}
+
+/* "cpu=<self> s (<cores> cores) other=<rest of the machine> s" */
+static const char *
+cpu_detail(const cpu_times *start, const cpu_times *end, char *buf, size_t len)
+{
+	double		self = end->self - start->self;
+	double		other = (end->machine_busy - start->machine_busy) - self;
+	double		wall = end->wall - start->wall;
+
+	/* the two counters tick separately: tiny negatives are rounding */
+	if (other < 0)
+		other = 0;
+	snprintf(buf, len, "cpu=%.2f s (%.2f cores) other=%.2f s",
+			 self, self / (wall > 1e-9 ? wall : 1e-9), other);
+	return buf;
+}
+
+/* the value log must stay unchanged this long for the GC phase to end */
+#define GC_QUIET_USEC 500000
+/* ... and the phase gives up waiting for that after this long */
+#define GC_MAX_SECONDS 600
+
 /* ---------- workloads ---------- */
 
 /* ops/s, guarding against a zero interval on tiny runs */
@@ -439,7 +588,12 @@ do_fill(const bench_engine *e, void *db, int wid, engine_result *r)
 	double		t0,
 				secs;
 	uint64_t	bytes = flag_num * (BENCH_KEY_SIZE + flag_value_size);
+	cpu_times	cpu_start,
+				cpu_end;
+	bool		cpu_ok;
+	char		extra[128] = "";
 
+	cpu_ok = read_cpu_times(&cpu_start);
 	t0 = now_sec();
 	for (uint64_t i = 0; i < flag_num; i++)
 	{
@@ -447,10 +601,12 @@ do_fill(const bench_engine *e, void *db, int wid, engine_result *r)
 		e->put(db, key, BENCH_KEY_SIZE, next_value(&vpos), flag_value_size);
 	}
 	secs = now_sec() - t0;
+	if (cpu_ok && read_cpu_times(&cpu_end))
+		cpu_detail(&cpu_start, &cpu_end, extra, sizeof(extra));
 
 	r->user_bytes += bytes;
 	report(e, wid == W_PREFILL ? "prefill (fillrandom, untimed)" : workload_names[wid],
-		   flag_num, secs, bytes, "");
+		   flag_num, secs, bytes, extra);
 	return rate(flag_num, secs);
 }
 
@@ -462,8 +618,13 @@ do_readrandom(const bench_engine *e, void *db)
 	uint64_t	found = 0;
 	double		t0,
 				secs;
-	char		extra[128];
+	char		extra[256];
+	char		cpu[128] = "";
+	cpu_times	cpu_start,
+				cpu_end;
+	bool		cpu_ok;
 
+	cpu_ok = read_cpu_times(&cpu_start);
 	t0 = now_sec();
 	for (uint64_t i = 0; i < flag_reads; i++)
 	{
@@ -479,9 +640,11 @@ do_readrandom(const bench_engine *e, void *db)
 		found += hit;
 	}
 	secs = now_sec() - t0;
+	if (cpu_ok && read_cpu_times(&cpu_end))
+		cpu_detail(&cpu_start, &cpu_end, cpu, sizeof(cpu));
 
-	snprintf(extra, sizeof(extra), "found=%llu/%llu",
-			 (unsigned long long) found, (unsigned long long) flag_reads);
+	snprintf(extra, sizeof(extra), "found=%llu/%llu %s",
+			 (unsigned long long) found, (unsigned long long) flag_reads, cpu);
 	report(e, "readrandom", flag_reads, secs,
 		   found * (BENCH_KEY_SIZE + flag_value_size), extra);
 	return rate(flag_reads, secs);
@@ -593,6 +756,7 @@ open_fresh(const bench_engine *e, const bench_config *cfg, const char *suffix,
 		   char *dir, size_t dirlen)
 {
 	struct stat st;
+	void	   *db;
 
 	if (snprintf(dir, dirlen, "%s/%s-%s", db_root, e->name, suffix) >= (int) dirlen)
 		bench_fatal("path too long under %s", db_root);
@@ -601,7 +765,15 @@ open_fresh(const bench_engine *e, const bench_config *cfg, const char *suffix,
 		bench_fatal("%s already exists; remove it or pass another --db", dir);
 	if (mkdir(dir, 0755) != 0)
 		bench_fatal("cannot create %s: %s", dir, strerror(errno));
-	return e->open(cfg, dir);
+	db = e->open(cfg, dir);
+	if (e->recorded_options != NULL)
+	{
+		char		opts[1024];
+
+		if (e->recorded_options(dir, opts, sizeof(opts)))
+			out("# %s OPTIONS file (%s db): %s\n", e->name, suffix, opts);
+	}
+	return db;
 }
 
 static void
@@ -610,7 +782,7 @@ take_own_write_amp(const bench_engine *e, void *db, engine_result *r,
 {
 	double		wa;
 	uint64_t	user;
-	char		detail[1024];
+	char		detail[2048];
 
 	if (e->own_write_amp == NULL)
 		return;
@@ -627,16 +799,158 @@ take_own_write_amp(const bench_engine *e, void *db, engine_result *r,
 }
 
 static void
-take_space(const bench_engine *e, const char *dir, uint64_t distinct,
+take_space(const bench_engine *e, void *db, const char *dir, uint64_t distinct,
 		   const char *after, engine_result *r)
 {
+	char		detail[256];
+
 	r->space_ok = true;
 	r->space_dir = dir_size(dir);
 	r->space_live = distinct * (BENCH_KEY_SIZE + flag_value_size);
 	r->space_after = after;
-	out("# %s size after %s: dir=%llu live=%llu (%llu distinct keys)\n",
-		e->name, after, (unsigned long long) r->space_dir,
+	out("# %s size after %s: dir=%llu (%s) live=%llu (%llu distinct keys)\n",
+		e->name, after, (unsigned long long) r->space_dir.total,
+		dir_usage_detail(&r->space_dir, detail, sizeof(detail)),
 		(unsigned long long) r->space_live, (unsigned long long) distinct);
+
+	/*
+	 * Large values must really have been separated, or the large-value
+	 * columns would silently measure something else.  Values reach blob
+	 * files and the value log at flush, so a DB that was never flushed has
+	 * none yet: warn rather than fail.
+	 */
+	if (r->separation_min > 0 && flag_value_size >= r->separation_min &&
+		r->space_dir.blob + r->space_dir.vlog == 0)
+		out("# WARNING: %s has no blob or value-log files after %s although "
+			"its values are at least %zu B\n", e->name, after,
+			r->separation_min);
+	if (e->vlog_stats != NULL)
+	{
+		bench_vlog_stats vs;
+
+		if (e->vlog_stats(db, &vs))
+			out("# %s value log after %s: value_log.bytes=%llu "
+				"value_log.discard_bytes=%llu value_log.segments=%llu "
+				"value_log.gc.gc_runs=%llu\n",
+				e->name, after, (unsigned long long) vs.bytes,
+				(unsigned long long) vs.discard_bytes,
+				(unsigned long long) vs.segments,
+				(unsigned long long) vs.gc_runs);
+	}
+}
+
+static void
+report_gc_step(const bench_engine *e, const char *what, double secs,
+			   const dir_usage *u, const bench_vlog_stats *vs)
+{
+	char		detail[256];
+
+	out("# %s gc phase: %s (%.2f s): dir=%llu (%s) value_log.bytes=%llu "
+		"value_log.discard_bytes=%llu value_log.segments=%llu "
+		"value_log.pending_deletes=%llu value_log.gc.gc_runs=%llu\n",
+		e->name, what, secs, (unsigned long long) u->total,
+		dir_usage_detail(u, detail, sizeof(detail)),
+		(unsigned long long) vs->bytes,
+		(unsigned long long) vs->discard_bytes,
+		(unsigned long long) vs->segments,
+		(unsigned long long) vs->pending_deletes,
+		(unsigned long long) vs->gc_runs);
+}
+
+/*
+ * Value-log GC after overwrite: compact everything first so that the
+ * versions overwrite made obsolete are dropped and their values counted as
+ * discard (the engine counts discard only when compaction drops a pointer),
+ * then collect segments at the configured ratio until none qualifies.
+ */
+static void
+run_gc_phase(const bench_engine *e, void *db, const char *dir, engine_result *r)
+{
+	gc_result  *g = &r->gc;
+	io_counters io_start,
+				io_end;
+	double		t0,
+				last_change;
+
+	g->io_ok = read_io(&io_start);
+	(void) e->vlog_stats(db, &g->before);
+	g->dir_before = dir_size(dir);
+	report_gc_step(e, "before", 0.0, &g->dir_before, &g->before);
+
+	t0 = now_sec();
+	e->compact_all(db);
+	g->compact_secs = now_sec() - t0;
+	(void) e->vlog_stats(db, &g->compacted);
+	g->dir_compacted = dir_size(dir);
+	report_gc_step(e, "after compact_all", g->compact_secs,
+				   &g->dir_compacted, &g->compacted);
+
+	t0 = now_sec();
+	last_change = t0;
+	for (;;)
+	{
+		bench_vlog_stats prev,
+					cur;
+
+		while (e->vlog_gc_step(db))
+		{
+			last_change = now_sec();
+			/* each run empties a segment at or above the ratio; it must end */
+			if (++g->runs > 100000)
+				bench_fatal("%s: value-log GC still collecting after %llu runs",
+							e->name, (unsigned long long) g->runs);
+		}
+
+		/*
+		 * The engine's compaction thread collects segments too when it is
+		 * idle, and a segment it is collecting is not offered to our call,
+		 * which then returns 0 early; its relocations can also push other
+		 * segments over the ratio.  So the phase ends only when the value
+		 * log stays unchanged for GC_QUIET_USEC, nothing awaits deletion and
+		 * one more call finds nothing.  The time reported runs to the last
+		 * change seen (to within GC_QUIET_USEC), not to the end of that
+		 * quiet check.
+		 */
+		if (now_sec() - t0 > GC_MAX_SECONDS)
+		{
+			out("# WARNING: %s value log still changing after %d s of GC; "
+				"measuring it as it is\n", e->name, GC_MAX_SECONDS);
+			break;
+		}
+		(void) e->vlog_stats(db, &prev);
+		usleep(GC_QUIET_USEC);
+		(void) e->vlog_stats(db, &cur);
+		if (cur.gc_runs != prev.gc_runs || cur.bytes != prev.bytes ||
+			cur.discard_bytes != prev.discard_bytes ||
+			cur.segments != prev.segments || cur.pending_deletes > 0)
+		{
+			last_change = now_sec();
+			continue;
+		}
+		if (e->vlog_gc_step(db))
+		{
+			last_change = now_sec();
+			g->runs++;
+			continue;
+		}
+		break;
+	}
+	g->gc_secs = last_change - t0;
+	(void) e->vlog_stats(db, &g->after);
+	g->dir_after = dir_size(dir);
+	report_gc_step(e, "after vlog_gc loop", g->gc_secs, &g->dir_after,
+				   &g->after);
+
+	if (g->io_ok && read_io(&io_end))
+	{
+		g->io.wchar = io_end.wchar - io_start.wchar;
+		g->io.write_bytes = io_end.write_bytes - io_start.write_bytes;
+		g->io.cancelled_write_bytes =
+			io_end.cancelled_write_bytes - io_start.cancelled_write_bytes;
+	}
+	else
+		g->io_ok = false;
+	g->ran = true;
 }
 
 /*
@@ -677,12 +991,16 @@ run_engine_sequence(int ei, const bench_config *cfg)
 	char		dir[4096];
 	void	   *db;
 	bool		need_main = false;
+	cpu_times	cpu_start,
+				cpu_end;
+	bool		cpu_ok;
 
 	for (int w = W_FILLRANDOM; w < W_COUNT; w++)
 		need_main |= run_workload[w];
 
 	out("# --- %s ---\n", e->name);
 	r->io_ok = true;
+	cpu_ok = read_cpu_times(&cpu_start);
 
 	if (run_workload[W_FILLSEQ])
 	{
@@ -690,7 +1008,7 @@ run_engine_sequence(int ei, const bench_config *cfg)
 		db = open_fresh(e, cfg, "fillseq", dir, sizeof(dir));
 		r->ops_per_sec[W_FILLSEQ] = do_fill(e, db, W_FILLSEQ, r);
 		r->ran[W_FILLSEQ] = true;
-		take_space(e, dir, flag_num, "fillseq", r);
+		take_space(e, db, dir, flag_num, "fillseq", r);
 		take_own_write_amp(e, db, r, "fillseq");
 		e->close(db);
 		io_window_end(r, &io_start);
@@ -722,7 +1040,7 @@ run_engine_sequence(int ei, const bench_config *cfg)
 		}
 
 		/* as-is, without waiting for compactions, like db_bench */
-		take_space(e, dir, distinct_final, last_write, r);
+		take_space(e, db, dir, distinct_final, last_write, r);
 
 		if (run_workload[W_READRANDOM])
 		{
@@ -742,9 +1060,19 @@ run_engine_sequence(int ei, const bench_config *cfg)
 			r->ran[w] = true;
 		}
 		take_own_write_amp(e, db, r, "main");
+		if (run_workload[W_OVERWRITE] && e->vlog_gc_step != NULL)
+			run_gc_phase(e, db, dir, r);
 		e->close(db);
 		io_window_end(r, &io_start);
 		remove_tree(dir);
+	}
+
+	if (cpu_ok && read_cpu_times(&cpu_end))
+	{
+		char		detail[128];
+
+		out("# %s cpu: %s\n", e->name,
+			cpu_detail(&cpu_start, &cpu_end, detail, sizeof(detail)));
 	}
 
 	/* untimed: do not let this engine's writeback run during the next one */
@@ -779,11 +1107,27 @@ print_summary(void)
 	for (int ei = 0; ei < E_COUNT; ei++)
 	{
 		engine_result *r = &results[ei];
+		const gc_result *g = &r->gc;
+		io_counters io = r->io_delta;
 		const char *source = NULL;
 		uint64_t	device = 0;
+		uint64_t	gc_device = 0;
+		bool		gc_io = r->io_ok && g->ran && g->io_ok;
 
 		if (!run_engine[ei])
 			continue;
+
+		/*
+		 * The GC phase is extra work no other engine is asked to do, so it
+		 * stays out of write_amp and is shown on a line of its own.
+		 */
+		if (gc_io)
+		{
+			io.wchar -= g->io.wchar;
+			io.write_bytes -= g->io.write_bytes;
+			io.cancelled_write_bytes -= g->io.cancelled_write_bytes;
+		}
+
 		/*
 		 * write_bytes is what the kernel charges this process for pages it
 		 * dirtied (all threads, also exited ones); it stays 0 on file systems
@@ -793,22 +1137,35 @@ print_summary(void)
 		if (r->io_ok && r->io_delta.write_bytes > 0)
 		{
 			source = "write_bytes";
-			device = r->io_delta.write_bytes;
+			device = io.write_bytes;
+			gc_device = g->io.write_bytes;
 		}
 		else if (r->io_ok && r->io_delta.wchar > 0)
 		{
 			source = "wchar";
-			device = r->io_delta.wchar;
+			device = io.wchar;
+			gc_device = g->io.wchar;
 		}
 
 		if (source != NULL && r->user_bytes > 0)
+		{
 			out("write_amp %s=%.2f source=%s device=%llu user=%llu "
-				"wchar=%llu cancelled_write_bytes=%llu\n",
+				"wchar=%llu cancelled_write_bytes=%llu%s\n",
 				engines[ei]->name, (double) device / (double) r->user_bytes,
 				source, (unsigned long long) device,
 				(unsigned long long) r->user_bytes,
-				(unsigned long long) r->io_delta.wchar,
-				(unsigned long long) r->io_delta.cancelled_write_bytes);
+				(unsigned long long) io.wchar,
+				(unsigned long long) io.cancelled_write_bytes,
+				gc_io ? " gc_phase=excluded" : "");
+			if (gc_io)
+				out("write_amp_with_gc %s=%.2f source=%s device=%llu "
+					"gc_phase_device=%llu (the GC phase: compact_all + "
+					"vlog_gc loop)\n",
+					engines[ei]->name,
+					(double) (device + gc_device) / (double) r->user_bytes,
+					source, (unsigned long long) (device + gc_device),
+					(unsigned long long) gc_device);
+		}
 		else
 			out("write_amp %s=n/a (no /proc/self/io data or no user writes)\n",
 				engines[ei]->name);
@@ -821,14 +1178,53 @@ print_summary(void)
 	for (int ei = 0; ei < E_COUNT; ei++)
 	{
 		engine_result *r = &results[ei];
+		const char *note = engines[ei]->space_note;
 
 		if (!run_engine[ei] || !r->space_ok)
 			continue;
-		out("space_amp %s=%.2f (dir=%llu live=%llu) after=%s\n",
+		out("space_amp %s=%.2f (dir=%llu live=%llu) after=%s%s%s\n",
 			engines[ei]->name,
-			r->space_live > 0 ? (double) r->space_dir / (double) r->space_live : 0.0,
-			(unsigned long long) r->space_dir,
-			(unsigned long long) r->space_live, r->space_after);
+			ratio_or_zero(r->space_dir.total, r->space_live),
+			(unsigned long long) r->space_dir.total,
+			(unsigned long long) r->space_live, r->space_after,
+			note != NULL ? " " : "", note != NULL ? note : "");
+	}
+
+	for (int ei = 0; ei < E_COUNT; ei++)
+	{
+		const gc_result *g = &results[ei].gc;
+		uint64_t	live = results[ei].space_live;
+
+		if (!run_engine[ei] || !g->ran)
+			continue;
+		/*
+		 * gc_runs is the engine's counter over the phase: its compaction
+		 * thread also collects segments while compact_all runs.
+		 */
+		out("space_amp_after_gc %s=%.2f (dir=%llu live=%llu) gc_runs=%llu "
+			"gc_seconds=%.2f (compact_all %.2f s + vlog_gc loop %.2f s; "
+			"%llu of the runs by the loop)\n",
+			engines[ei]->name, ratio_or_zero(g->dir_after.total, live),
+			(unsigned long long) g->dir_after.total,
+			(unsigned long long) live,
+			(unsigned long long) (g->after.gc_runs - g->before.gc_runs),
+			g->compact_secs + g->gc_secs, g->compact_secs, g->gc_secs,
+			(unsigned long long) g->runs);
+		out("value_log %s before_gc: bytes=%llu discard_bytes=%llu dir=%llu "
+			"after_compact_all: bytes=%llu discard_bytes=%llu dir=%llu "
+			"after_gc: bytes=%llu discard_bytes=%llu dir=%llu "
+			"(background gc_runs before the phase: %llu)\n",
+			engines[ei]->name,
+			(unsigned long long) g->before.bytes,
+			(unsigned long long) g->before.discard_bytes,
+			(unsigned long long) g->dir_before.total,
+			(unsigned long long) g->compacted.bytes,
+			(unsigned long long) g->compacted.discard_bytes,
+			(unsigned long long) g->dir_compacted.total,
+			(unsigned long long) g->after.bytes,
+			(unsigned long long) g->after.discard_bytes,
+			(unsigned long long) g->dir_after.total,
+			(unsigned long long) g->before.gc_runs);
 	}
 }
 
@@ -877,15 +1273,29 @@ cpu_model(char *buf, size_t len)
 	fclose(f);
 }
 
+static bool
+load_average(double load[3])
+{
+	FILE	   *f = fopen("/proc/loadavg", "r");
+	bool		ok;
+
+	if (f == NULL)
+		return false;
+	ok = fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) == 3;
+	fclose(f);
+	return ok;
+}
+
 static void
-print_header(int argc, char **argv, const char *rocksdb_version,
-			 const char *leveldb_version)
+print_header(int argc, char **argv, const bench_config *cfg,
+			 const char *rocksdb_version, const char *leveldb_version)
 {
 	time_t		t = time(NULL);
 	struct tm	tm;
 	char		date[64];
 	char		commit[128];
 	char		model[256];
+	double		load[3];
 	struct utsname un;
 	bool		first;
 
@@ -901,6 +1311,12 @@ print_header(int argc, char **argv, const char *rocksdb_version,
 	out("# git commit: %s\n", commit[0] != '\0' ? commit : "unknown");
 	out("# machine: nproc=%ld cpu=\"%s\" kernel=%s\n",
 		sysconf(_SC_NPROCESSORS_ONLN), model, un.release);
+	/* other work on the machine skews every figure: say how busy it was */
+	if (load_average(load))
+		out("# load average before the run: %.2f %.2f %.2f (1, 5, 15 min; "
+			"includes a run that just ended; see the per-engine cpu lines "
+			"for competing work)\n",
+			load[0], load[1], load[2]);
 	out("# command:");
 	for (int i = 0; i < argc; i++)
 		out(" %s", argv[i]);
@@ -935,9 +1351,12 @@ print_header(int argc, char **argv, const char *rocksdb_version,
 		"assertions enabled, see bench/README.md), leveldb %s\n",
 		bench_nokv_version(), rocksdb_version, leveldb_version);
 	out("# data: key %d B (zero-padded decimal), value %llu B (half random, "
-		"half repeated: ~2:1 compressible), %llu keys\n",
+		"half repeated: ~2:1 compressible), %llu keys; each write workload "
+		"puts %.2f GiB of keys + values\n",
 		BENCH_KEY_SIZE, (unsigned long long) flag_value_size,
-		(unsigned long long) flag_num);
+		(unsigned long long) flag_num,
+		(double) flag_num * (double) (BENCH_KEY_SIZE + flag_value_size) /
+		(double) (1 << 30));
 	out("# all engines: write_buffer %llu MiB, block cache %llu MiB, block "
 		"4 KiB, bloom %d bits/key, %s, read checksums verified, "
 		"single-entry writes, WAL on\n",
@@ -945,9 +1364,20 @@ print_header(int argc, char **argv, const char *rocksdb_version,
 		(unsigned long long) flag_cache_mb, BENCH_BLOOM_BITS,
 		flag_sync ? "fsync on every write" : "no fsync (sync=false)");
 	for (int ei = 0; ei < E_COUNT; ei++)
-		if (run_engine[ei])
-			out("# %s: compression %s; background %s\n", engines[ei]->name,
-				engines[ei]->compression, engines[ei]->threads);
+	{
+		char		storage[1024];
+
+		if (!run_engine[ei])
+			continue;
+		out("# %s: compression %s; background %s\n", engines[ei]->name,
+			engines[ei]->compression, engines[ei]->threads);
+		if (engines[ei]->value_storage != NULL)
+		{
+			results[ei].separation_min =
+				engines[ei]->value_storage(cfg, storage, sizeof(storage));
+			out("# %s: values: %s\n", engines[ei]->name, storage);
+		}
+	}
 	if (run_engine[E_LEVELDB])
 		out("# NOTE: leveldb stores data blocks uncompressed while the others "
 			"use LZ4; its space_amp and write_amp are not comparable one to one\n");
@@ -959,6 +1389,14 @@ print_header(int argc, char **argv, const char *rocksdb_version,
 		"space_amp = apparent "
 		"size of the DB directory after the last write workload / (distinct "
 		"keys x (key+value))\n");
+	if (run_workload[W_OVERWRITE] && run_engine[E_NOKV])
+		out("# gc phase (nokv, after the reads): nokv_compact_all, then "
+			"nokv_vlog_gc(db, 0 = configured ratio) until it returns 0 and "
+			"the value log stays unchanged for %.1f s (the compaction thread "
+			"collects too), timed to the last change; space_amp_after_gc = "
+			"directory / live bytes afterwards; the phase's I/O is left out "
+			"of write_amp (see write_amp_with_gc)\n",
+			GC_QUIET_USEC / 1e6);
 }
 
 /* ---------- flags ---------- */
@@ -980,7 +1418,8 @@ usage(FILE *f)
 			"  --memtable_mb N    memtable / write_buffer_size in MiB (default 64)\n"
 			"  --cache_mb N       block cache in MiB (default 64)\n"
 			"  --results FILE     append results here (default bench/results/engine-<UTC>.txt)\n"
-			"  --blob             add rocksdb_blob (RocksDB with blob files, min_blob_size 1024)\n"
+			"  --blob             add rocksdb_blob (RocksDB with blob files, min_blob_size 1024,\n"
+			"                     LZ4, blob GC off as by default)\n"
 			"  --seed N           PRNG seed (default 301)\n");
 }
 
@@ -1218,7 +1657,12 @@ main(int argc, char **argv)
 	}
 	bench_leveldb_version(leveldb_version, sizeof(leveldb_version));
 
-	print_header(argc, argv, rocksdb_version, leveldb_version);
+	cfg.value_size = flag_value_size;
+	cfg.memtable_bytes = (size_t) flag_memtable_mb << 20;
+	cfg.cache_bytes = (size_t) flag_cache_mb << 20;
+	cfg.sync = flag_sync;
+
+	print_header(argc, argv, &cfg, rocksdb_version, leveldb_version);
 
 	/* what the main DB will hold, identical for every engine */
 	build_value_buffer();
@@ -1238,11 +1682,6 @@ main(int argc, char **argv)
 			(unsigned long long) distinct_after_fill,
 			(unsigned long long) distinct_final);
 	}
-
-	cfg.value_size = flag_value_size;
-	cfg.memtable_bytes = (size_t) flag_memtable_mb << 20;
-	cfg.cache_bytes = (size_t) flag_cache_mb << 20;
-	cfg.sync = flag_sync;
 
 	for (int ei = 0; ei < E_COUNT; ei++)
 		if (run_engine[ei])

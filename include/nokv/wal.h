@@ -66,6 +66,13 @@ int			nokv_wal_append(nokv_wal *w, const char *payload, size_t len,
  */
 int			nokv_wal_sync(nokv_wal *w, uint64_t lsn, nokv_error *err);
 
+/*
+ * Sync mode off: seal segments without fdatasync (the next sync covers
+ * them).  Set once after formatting.  Recovery of such a log must be
+ * point-in-time: an OS crash may leave any unsynced segment torn.
+ */
+void		nokv_wal_set_lazy_seal(nokv_ctx *ctx, nokv_off off, bool lazy);
+
 /* write the buffer out without syncing (close, switch); caller holds WRITE */
 int			nokv_wal_flush_buffer(nokv_wal *w, nokv_error *err);
 

@@ -2156,25 +2156,47 @@ recover(nokv_db *db, nokv_error *err)
 		replay_slot = find_free_slot(db);
 		slot_activate(db, replay_slot, 0);
 		nokv_unlock(&db->platform, NOKV_LOCK_MEMTABLES);
+		/*
+		 * With sync on, every sealed segment was fdatasynced, so only the
+		 * newest may end torn and anything else is corruption.  With sync
+		 * off, sealed segments are synced lazily, and an OS crash may tear
+		 * any of them: recovery is then point-in-time, stopping at the first
+		 * torn segment (later ones are dropped; nothing in them was ever
+		 * promised durable).
+		 */
+		bool		point_in_time = hdr->opts.sync_mode == NOKV_SYNC_OFF;
+
 		for (int i = 0; rc == NOKV_OK && i < dl.nwal; i++)
 		{
 			uint64_t	valid_end;
+			uint64_t	size = 0;
+			char		path[NOKV_DIR_MAX + 32];
 
 			if (dl.wal[i] < hdr->log_number)
 				continue;
 			rctx.segment = dl.wal[i];
 			if (active_slot(db)->wal_segment == 0)
 				active_slot(db)->wal_segment = dl.wal[i];
-			rc = nokv_wal_replay_segment(hdr->dir, dl.wal[i], i == dl.nwal - 1,
+			rc = nokv_wal_replay_segment(hdr->dir, dl.wal[i], point_in_time || i == dl.nwal - 1,
 										 replay_record, &rctx, &valid_end, err);
 
 			/*
-			 * Cut a torn tail off the newest segment now: once a new segment
-			 * exists, a torn record in an older one would read as corruption
-			 * if we crashed before the replayed data is flushed.
+			 * Cut a torn tail off now: once a new segment exists, a torn
+			 * record would read as corruption if we crashed before the
+			 * replayed data is flushed.
 			 */
-			if (rc == NOKV_OK && i == dl.nwal - 1)
+			snprintf(path, sizeof(path), NOKV_WAL_FMT, hdr->dir, (unsigned long long) dl.wal[i]);
+			if (rc == NOKV_OK && nokv_file_size(path, &size, NULL) == NOKV_OK && valid_end < size)
+			{
 				rc = nokv_wal_truncate_segment(hdr->dir, dl.wal[i], valid_end, err);
+				if (rc == NOKV_OK && i < dl.nwal - 1)
+				{
+					nokv_log(&db->platform, 2,
+							 "wal segment %s ends torn; recovering to that point and dropping %d later segment(s)",
+							 path, dl.nwal - 1 - i);
+					break;
+				}
+			}
 		}
 		if (rc == NOKV_OK)
 		{
@@ -2288,7 +2310,10 @@ nokv_region_format(void *region, size_t size, const nokv_options *opts, const ch
 	if (hdr->cache)
 		nokv_cache_format(&ctx, hdr->cache, opts->block_cache_size);
 	if (hdr->wal)
+	{
 		nokv_wal_format(&ctx, hdr->wal, opts->wal_buffer_size);
+		nokv_wal_set_lazy_seal(&ctx, hdr->wal, opts->sync_mode == NOKV_SYNC_OFF);
+	}
 	memset(nokv_ptr(&ctx, hdr->snapshots), 0, sizeof(uint64_t) * opts->max_snapshots);
 	nokv_vlog_shared_format(&ctx, hdr->vlog, &hdr->opts);
 	nokv_txn_shared_format(&ctx, hdr->txn, &hdr->opts);

@@ -71,6 +71,8 @@ typedef struct wal_shared
 	uint64_t	buffer_size;	/* fixed at format */
 
 	/* protected by NOKV_LOCK_WRITE */
+	bool		lazy_seal;		/* sync mode off: do not fdatasync a segment when sealing it */
+	uint64_t	unsynced_from;	/* lowest sealed segment not yet synced (lazy_seal), 0 = none */
 	bool		has_segment;
 	uint64_t	segment_start_lsn;	/* LSN of byte 0 of the current segment */
 	uint64_t	written_lsn;
@@ -342,6 +344,8 @@ lead_sync(nokv_wal *w, uint64_t *target, uint64_t *records, nokv_error *err)
 	char		path[WAL_PATH_MAX];
 	int			fd;
 	int			rc;
+	uint64_t	unsynced_from;
+	uint64_t	current;
 
 	nokv_lock(plat, NOKV_LOCK_WRITE, true);
 	rc = check_failed(w, err);
@@ -358,6 +362,8 @@ lead_sync(nokv_wal *w, uint64_t *target, uint64_t *records, nokv_error *err)
 	}
 	*target = sh->written_lsn;
 	*records = atomic_load(&sh->appended_records);
+	unsynced_from = sh->unsynced_from;
+	current = w->fd_segment;
 	segment_path(path, w->dir, w->fd_segment);
 	fd = fcntl(w->fd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
@@ -366,9 +372,36 @@ lead_sync(nokv_wal *w, uint64_t *target, uint64_t *records, nokv_error *err)
 	if (rc != NOKV_OK)
 		return rc;
 
-	rc = fdatasync_or_fail(w, fd, path, err);
+	/* segments sealed lazily (sync mode off) become durable with this sync */
+	for (uint64_t seg = unsynced_from; rc == NOKV_OK && seg != 0 && seg < current; seg++)
+	{
+		char		old[WAL_PATH_MAX];
+		int			ofd;
+
+		segment_path(old, w->dir, seg);
+		ofd = open(old, O_RDONLY | O_CLOEXEC);
+		if (ofd < 0)
+			continue;			/* not a segment, or flushed and deleted already */
+		rc = fdatasync_or_fail(w, ofd, old, err);
+		close(ofd);
+	}
+	if (rc == NOKV_OK)
+		rc = fdatasync_or_fail(w, fd, path, err);
 	close(fd);
+	if (rc == NOKV_OK && unsynced_from != 0)
+	{
+		nokv_lock(plat, NOKV_LOCK_WRITE, true);
+		if (sh->unsynced_from == unsynced_from)
+			sh->unsynced_from = 0;
+		nokv_unlock(plat, NOKV_LOCK_WRITE);
+	}
 	return rc;
+}
+
+void
+nokv_wal_set_lazy_seal(nokv_ctx *ctx, nokv_off off, bool lazy)
+{
+	((wal_shared *) (ctx->base + off))->lazy_seal = lazy;
 }
 
 /*
@@ -470,17 +503,32 @@ nokv_wal_switch_segment(nokv_wal *w, uint64_t number, nokv_error *err)
 		nokv_lock(plat, NOKV_LOCK_WAL_SYNC, true);
 		synced = sh->synced_lsn;
 		nokv_unlock(plat, NOKV_LOCK_WAL_SYNC);
-		if (synced < sh->written_lsn)
+		if (sh->lazy_seal && synced < sh->written_lsn)
+		{
+			/*
+			 * Sync mode off: nobody waits for durability, so do not stall
+			 * the writer on a 64 MiB fdatasync.  The next sync (an explicit
+			 * one, or a synced write) covers this segment too; recovery in
+			 * this mode is point-in-time (it stops at the first torn
+			 * segment).
+			 */
+			if (sh->unsynced_from == 0)
+				sh->unsynced_from = w->fd_segment;
+		}
+		else if (synced < sh->written_lsn)
 		{
 			segment_path(path, w->dir, w->fd_segment);
 			rc = fdatasync_or_fail(w, w->fd, path, err);
 			if (rc != NOKV_OK)
 				return rc;
 		}
-		nokv_lock(plat, NOKV_LOCK_WAL_SYNC, true);
-		advance_synced(sh, sh->written_lsn, atomic_load(&sh->appended_records));
-		nokv_cond_broadcast(plat, NOKV_COND_WAL_SYNC);
-		nokv_unlock(plat, NOKV_LOCK_WAL_SYNC);
+		if (sh->unsynced_from == 0)
+		{
+			nokv_lock(plat, NOKV_LOCK_WAL_SYNC, true);
+			advance_synced(sh, sh->written_lsn, atomic_load(&sh->appended_records));
+			nokv_cond_broadcast(plat, NOKV_COND_WAL_SYNC);
+			nokv_unlock(plat, NOKV_LOCK_WAL_SYNC);
+		}
 	}
 
 	/* the new segment, with a durable header and directory entry */
