@@ -114,8 +114,10 @@ nokv_crc_unmask(uint32_t masked)
 	return (rot >> 17) | (rot << 15);
 }
 
-/* 32-bit hash for bloom filters and cache sharding (LevelDB's murmur-like) */
+/* 32-bit hash for cache sharding (LevelDB's murmur-like) */
 uint32_t	nokv_hash32(const void *data, size_t n, uint32_t seed);
+/* 64-bit MurmurHash64A (bloom filters, hot-key tables) */
+uint64_t	nokv_hash64(const void *data, size_t n, uint64_t seed);
 
 /* ---------- growable byte buffer (per-process scratch) ---------- */
 

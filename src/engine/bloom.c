@@ -35,51 +35,7 @@
 uint64_t
 nokv_bloom_hash(const char *key, size_t len)
 {
-	const uint64_t m = 0xc6a4a7935bd1e995ULL;
-	const int	r = 47;
-	const unsigned char *data = (const unsigned char *) key;
-	const unsigned char *end = data + (len & ~(size_t) 7);
-	uint64_t	h = NOKV_BLOOM_SEED ^ ((uint64_t) len * m);
-
-	while (data != end)
-	{
-		uint64_t	k = nokv_get_le64((const char *) data);
-
-		k *= m;
-		k ^= k >> r;
-		k *= m;
-		h ^= k;
-		h *= m;
-		data += 8;
-	}
-	switch (len & 7)
-	{
-		case 7:
-			h ^= (uint64_t) data[6] << 48;
-			/* fallthrough */
-		case 6:
-			h ^= (uint64_t) data[5] << 40;
-			/* fallthrough */
-		case 5:
-			h ^= (uint64_t) data[4] << 32;
-			/* fallthrough */
-		case 4:
-			h ^= (uint64_t) data[3] << 24;
-			/* fallthrough */
-		case 3:
-			h ^= (uint64_t) data[2] << 16;
-			/* fallthrough */
-		case 2:
-			h ^= (uint64_t) data[1] << 8;
-			/* fallthrough */
-		case 1:
-			h ^= (uint64_t) data[0];
-			h *= m;
-	}
-	h ^= h >> r;
-	h *= m;
-	h ^= h >> r;
-	return h;
+	return nokv_hash64(key, len, NOKV_BLOOM_SEED);
 }
 
 int

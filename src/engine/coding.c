@@ -253,6 +253,60 @@ nokv_hash32(const void *data, size_t n, uint32_t seed)
 	return h;
 }
 
+/*
+ * MurmurHash64A: the 64-bit hash of bloom filters and hot-key tables (the
+ * 32-bit hash above collides too often on keys that share long prefixes).
+ */
+uint64_t
+nokv_hash64(const void *key, size_t len, uint64_t seed)
+{
+	const uint64_t m = 0xc6a4a7935bd1e995ULL;
+	const int	r = 47;
+	const unsigned char *data = (const unsigned char *) key;
+	const unsigned char *end = data + (len & ~(size_t) 7);
+	uint64_t	h = seed ^ ((uint64_t) len * m);
+
+	while (data != end)
+	{
+		uint64_t	k = nokv_get_le64((const char *) data);
+
+		k *= m;
+		k ^= k >> r;
+		k *= m;
+		h ^= k;
+		h *= m;
+		data += 8;
+	}
+	switch (len & 7)
+	{
+		case 7:
+			h ^= (uint64_t) data[6] << 48;
+			/* fallthrough */
+		case 6:
+			h ^= (uint64_t) data[5] << 40;
+			/* fallthrough */
+		case 5:
+			h ^= (uint64_t) data[4] << 32;
+			/* fallthrough */
+		case 4:
+			h ^= (uint64_t) data[3] << 24;
+			/* fallthrough */
+		case 3:
+			h ^= (uint64_t) data[2] << 16;
+			/* fallthrough */
+		case 2:
+			h ^= (uint64_t) data[1] << 8;
+			/* fallthrough */
+		case 1:
+			h ^= (uint64_t) data[0];
+			h *= m;
+	}
+	h ^= h >> r;
+	h *= m;
+	h ^= h >> r;
+	return h;
+}
+
 /* ---------- memory ---------- */
 
 static void
