@@ -2356,7 +2356,9 @@ bg_main(void *arg)
 
 		if (r < 0)
 		{
-			nokv_set_bg_error(db, &err);
+			/* work abandoned because the engine is closing is not a failure */
+			if (-r != NOKV_SHUTDOWN && !atomic_load(&db->hdr->shutting_down))
+				nokv_set_bg_error(db, &err);
 			break;
 		}
 		if (r > 0)
