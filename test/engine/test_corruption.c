@@ -45,6 +45,7 @@
 #include "nokv/logformat.h"
 #include "nokv/nokv.h"
 #include "tap.h"
+#include "testutil.h"
 
 #define NKEYS		3000
 #define VALUE_LEN	200
@@ -62,15 +63,6 @@ on_alarm(int sig)
 	_exit(255);
 }
 
-static uint64_t
-splitmix64(uint64_t *s)
-{
-	uint64_t	z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 static size_t
 make_key(char *buf, size_t size, int i)

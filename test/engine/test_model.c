@@ -46,17 +46,8 @@
 
 #include "nokv/nokv.h"
 #include "tap.h"
+#include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#ifndef TEST_ASAN
-#define TEST_ASAN 0
-#endif
 
 #define NCF					NOKV_CF_COUNT
 #define NKEYS				1000	/* size of the key space */
@@ -68,21 +59,7 @@
 
 /* ---------- small utilities ---------- */
 
-static uint64_t
-splitmix64(uint64_t *s)
-{
-	uint64_t	z = (*s += 0x9e3779b97f4a7c15ull);
 
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint32_t
-rnd_below(uint64_t *s, uint32_t n)
-{
-	return n ? (uint32_t) (splitmix64(s) % n) : 0;
-}
 
 /* true with probability pct / 1000 */
 static bool
@@ -91,30 +68,8 @@ rnd_permille(uint64_t *s, uint32_t pm)
 	return rnd_below(s, 1000) < pm;
 }
 
-static bool
-under_asan(void)
-{
-	const char *e = getenv("NOKV_ASAN");
 
-	return TEST_ASAN || (e && strcmp(e, "1") == 0);
-}
 
-static double
-test_scale(void)
-{
-	const char *e = getenv("NOKV_TEST_SCALE");
-	double		s = e && *e ? atof(e) : 1.0;
-
-	return s > 0 ? s : 1.0;
-}
-
-static int
-scaled(int n)
-{
-	double		v = n * test_scale() / (under_asan() ? 2.0 : 1.0);
-
-	return v < 1 ? 1 : (int) v;
-}
 
 /* printable rendering of a key for diagnostics (static buffers, 4 deep) */
 static const char *

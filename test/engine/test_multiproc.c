@@ -52,17 +52,8 @@
 
 #include "nokv/nokv.h"
 #include "tap.h"
+#include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#ifndef TEST_ASAN
-#define TEST_ASAN 0
-#endif
 
 #define NWRITERS	4
 #define NCHILDREN	(NWRITERS + 2)	/* + background worker + scanner */
@@ -87,39 +78,9 @@ static pid_t children[NCHILDREN];
 
 /* ---------- utilities ---------- */
 
-static uint64_t
-splitmix64(uint64_t *s)
-{
-	uint64_t	z = (*s += 0x9e3779b97f4a7c15ull);
 
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
-static uint32_t
-rnd_below(uint64_t *s, uint32_t n)
-{
-	return n ? (uint32_t) (splitmix64(s) % n) : 0;
-}
 
-static bool
-under_asan(void)
-{
-	const char *e = getenv("NOKV_ASAN");
-
-	return TEST_ASAN || (e && strcmp(e, "1") == 0);
-}
-
-static int
-scaled(int n)
-{
-	const char *e = getenv("NOKV_TEST_SCALE");
-	double		s = e && *e ? atof(e) : 1.0;
-	double		v = n * (s > 0 ? s : 1.0) / (under_asan() ? 2.0 : 1.0);
-
-	return v < 1 ? 1 : (int) v;
-}
 
 static void
 on_alarm(int sig)

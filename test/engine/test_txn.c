@@ -50,6 +50,7 @@
 #include "nokv/nokv.h"
 #include "nokv/txn.h"
 #include "tap.h"
+#include "testutil.h"
 
 /* internal entry points of txn.c for the core (db.c, stats) */
 void		nokv_txn_record_batch(nokv_db *db, const nokv_batch *b, uint64_t first_version);
@@ -92,15 +93,6 @@ on_alarm(int sig)
 	_exit(255);
 }
 
-static uint64_t
-splitmix64(uint64_t *s)
-{
-	uint64_t	z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 static uint32_t
 rnd(uint64_t *s, uint32_t n)

@@ -43,6 +43,7 @@
 #include "nokv/status.h"
 #include "nokv/vlog.h"
 #include "tap.h"
+#include "testutil.h"
 
 typedef unsigned long long ull;
 
@@ -107,15 +108,6 @@ env_free(env *e)
 
 /* ---------- data helpers ---------- */
 
-static uint64_t
-splitmix64(uint64_t *s)
-{
-	uint64_t	z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 /* internal key for user key "<tag>-<n>" at version n + 1 */
 static size_t
