@@ -138,6 +138,7 @@ typedef struct nokv_shared_options
 	uint64_t	memtable_size;
 	int			max_memtables;
 	bool		external_log;
+	bool		host_mvcc;
 	int			sync_mode;
 	uint64_t	wal_buffer_size;
 	nokv_sst_options sst;
@@ -246,6 +247,7 @@ struct nokv_db
 
 	/* standalone only */
 	bool		owns_region;
+	bool		inline_background;	/* make room itself when a write stalls */
 	void	   *region_mem;
 	size_t		region_len;
 	int			lock_fd;		/* flock on LOCK */

@@ -131,7 +131,16 @@ typedef enum nokv_filter_decision
 {
 	NOKV_FILTER_KEEP = 0,
 	NOKV_FILTER_DROP = 1,		/* remove this version */
-	NOKV_FILTER_CHANGE = 2		/* replace the value with *new_value */
+	NOKV_FILTER_CHANGE = 2,		/* replace the value with *new_value */
+	/*
+	 * host_mvcc only (elsewhere they mean KEEP, CHANGE and DROP): this
+	 * version is the oldest any reader can still need, so every older
+	 * version of the key goes; DELETE_KEY: it is a delete every reader
+	 * sees, so it goes too (leaving a tombstone unless bottommost).
+	 */
+	NOKV_FILTER_KEEP_AS_BASE = 3,
+	NOKV_FILTER_CHANGE_AS_BASE = 4,
+	NOKV_FILTER_DELETE_KEY = 5
 } nokv_filter_decision;
 
 typedef struct nokv_filter_entry
@@ -145,12 +154,16 @@ typedef struct nokv_filter_entry
 	size_t		value_len;
 	int			level;			/* output level of the compaction */
 	bool		bottommost;
+	uint64_t	expires_at_ms;	/* 0 = no TTL */
+	bool		expired;		/* the TTL has passed (by the engine's clock) */
 } nokv_filter_entry;
 
 /*
  * Called by compaction for every put that survives version GC and that no
  * snapshot could still read an older state of (version at or below the
- * safe point).  key/value are the user's key and value, never internal
+ * safe point).  With host_mvcc it is called for every put at or below the
+ * safe point, newest version of each key first, and it alone decides what
+ * is garbage.  key/value are the user's key and value, never internal
  * encodings.  When it returns NOKV_FILTER_CHANGE it sets *new_value /
  * *new_len to the replacement user value, in memory that stays valid until
  * the next call.
@@ -214,6 +227,14 @@ typedef struct nokv_options
 	int			hot_window_slots;	/* sub-windows (default 6) */
 	int			hot_topn;			/* default 16 */
 	int			hot_write_limit;	/* writes per key per window; 0 = off (default) */
+
+	/*
+	 * The host keeps its own MVCC metadata in values (PostgreSQL: the
+	 * writing xid) and decides through the compaction filter which versions
+	 * are garbage: the engine then never drops a shadowed or expired put by
+	 * itself (engine tombstones and range deletes still apply).
+	 */
+	bool		host_mvcc;
 
 	/* time source in milliseconds since the epoch; NULL = CLOCK_REALTIME */
 	uint64_t	(*clock_ms) (void *arg);
@@ -280,6 +301,14 @@ int			nokv_batch_delete_range(nokv_batch *b, int cf,
 uint32_t	nokv_batch_count(const nokv_batch *b);
 size_t		nokv_batch_size(const nokv_batch *b);
 
+/*
+ * The batch's encoded entries (what an external log stores) and the
+ * reverse: rebuild a batch from those bytes, validating every entry.
+ */
+const char *nokv_batch_data(const nokv_batch *b, size_t *len);
+int			nokv_batch_from_data(nokv_batch *b, const char *data, size_t len,
+								 nokv_error *err);
+
 typedef struct nokv_write_options
 {
 	bool		sync;			/* own-log mode: fdatasync before acking (also
@@ -288,6 +317,18 @@ typedef struct nokv_write_options
 	uint32_t	log_id;			/* which external log (0..NOKV_MAX_EXTERNAL_LOGS-1) */
 	uint64_t	log_position;	/* position of this batch in that log */
 	uint64_t	version;		/* version of every entry in the batch (>0) */
+
+	/*
+	 * External-log mode, optional: called under the engine's write lock once
+	 * there is room for the batch, to append it to the host's log.  It sets
+	 * the batch's log position and version, which must exceed every earlier
+	 * batch's, so versions follow log order (log_position and version above
+	 * are then ignored).  A non-OK return refuses the write.
+	 */
+	int			(*log_append) (void *arg, const nokv_batch *b,
+							   uint64_t *log_position, uint64_t *version,
+							   nokv_error *err);
+	void	   *log_append_arg;
 } nokv_write_options;
 
 #define NOKV_MAX_EXTERNAL_LOGS 64
@@ -425,6 +466,19 @@ int			nokv_pending_work(nokv_db *db);
  * qualified, or a negative code.  Background threads run it when idle.
  */
 int			nokv_vlog_gc(nokv_db *db, double ratio, nokv_error *err);
+
+/*
+ * This process makes room itself (flushes, compacts) when a write would
+ * stall, instead of waiting for background workers: for a host process
+ * that replays its log before any worker runs.
+ */
+void		nokv_set_inline_background(nokv_db *db, bool on);
+
+/*
+ * Refuse new writes and wake every stalled writer with NOKV_SHUTDOWN (a
+ * host calls this when its background workers stop for good).
+ */
+void		nokv_begin_shutdown(nokv_db *db);
 
 /* switch the active memtable to immutable even if not full (e.g. nokv_flush()) */
 int			nokv_rotate_memtable(nokv_db *db, nokv_error *err);

@@ -14,6 +14,7 @@
 
 #include "nokv/batch.h"
 #include "nokv/nokv.h"
+#include "nokv/status.h"
 
 nokv_batch *
 nokv_batch_new(void)
@@ -120,6 +121,47 @@ size_t
 nokv_batch_size(const nokv_batch *b)
 {
 	return b->rep.len;
+}
+
+const char *
+nokv_batch_data(const nokv_batch *b, size_t *len)
+{
+	*len = b->rep.len;
+	return b->rep.data ? b->rep.data : "";
+}
+
+int
+nokv_batch_from_data(nokv_batch *b, const char *data, size_t len, nokv_error *err)
+{
+	const char *p = data;
+	const char *end = data + len;
+	nokv_batch_entry e;
+	int			r;
+
+	nokv_batch_clear(b);
+	while ((r = nokv_batch_next(&p, end, &e)) > 0)
+	{
+		/* re-add through the checking constructors: a log may be corrupt */
+		if (e.op == NOKV_KIND_PUT)
+			r = nokv_batch_put_ttl(b, e.cf, e.key, e.klen, e.val, e.vlen, e.expires_at_ms);
+		else if (e.op == NOKV_KIND_DELETE)
+			r = nokv_batch_delete(b, e.cf, e.key, e.klen);
+		else
+			r = nokv_batch_delete_range(b, e.cf, e.key, e.klen, e.val, e.vlen);
+		if (r != NOKV_OK)
+		{
+			nokv_batch_clear(b);
+			return nokv_error_set(err, NOKV_CORRUPTION,
+								  "invalid entry %u in a logged write batch of %zu bytes",
+								  b->count, len);
+		}
+	}
+	if (r < 0)
+	{
+		nokv_batch_clear(b);
+		return nokv_error_set(err, NOKV_CORRUPTION, "malformed logged write batch of %zu bytes", len);
+	}
+	return NOKV_OK;
 }
 
 int

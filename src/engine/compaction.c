@@ -1133,13 +1133,28 @@ job_filter(job *j, const nokv_ikey_view *kv, bool bottommost,
 	e.value_len = vv.payload_len;
 	e.level = j->c->output_level;
 	e.bottommost = bottommost;
+	e.expires_at_ms = vv.expires_at_ms;
+	e.expired = nokv_value_expired(&vv, j->now_ms);
 	*decision = j->db->compaction_filter(j->db->compaction_filter_arg, &e, &nv, &nl);
+	if (!j->db->hdr->opts.host_mvcc)
+	{
+		/* without host MVCC only the newest version is filtered: fold */
+		if (*decision == NOKV_FILTER_KEEP_AS_BASE)
+			*decision = NOKV_FILTER_KEEP;
+		else if (*decision == NOKV_FILTER_CHANGE_AS_BASE)
+			*decision = NOKV_FILTER_CHANGE;
+		else if (*decision == NOKV_FILTER_DELETE_KEY)
+			*decision = NOKV_FILTER_DROP;
+	}
 	switch (*decision)
 	{
 		case NOKV_FILTER_KEEP:
 		case NOKV_FILTER_DROP:
+		case NOKV_FILTER_KEEP_AS_BASE:
+		case NOKV_FILTER_DELETE_KEY:
 			break;
 		case NOKV_FILTER_CHANGE:
+		case NOKV_FILTER_CHANGE_AS_BASE:
 			{
 				char		hdr[1 + NOKV_MAX_VARINT64];
 				size_t		hlen = nokv_value_header_encode(hdr, vv.flags & ~NOKV_VF_VPTR,
@@ -1162,6 +1177,75 @@ job_filter(job *j, const nokv_ikey_view *kv, bool bottommost,
 		default:
 			return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
 								  "compaction filter returned unknown decision %d", (int) *decision);
+	}
+	return NOKV_OK;
+}
+
+/* turn the put at *key into a tombstone of the same version (scratch holds it) */
+static void
+job_make_tombstone(nokv_buf *scratch, const char **key, size_t klen,
+				   const char **value, size_t *vlen)
+{
+	nokv_buf_reset(scratch);
+	nokv_buf_append(scratch, *key, klen);
+	scratch->data[klen - 1] = (char) NOKV_KIND_DELETE;
+	*key = scratch->data;
+	*value = "";
+	*vlen = 0;
+}
+
+/*
+ * host_mvcc: one version at or below the safe point.  The host's filter
+ * sees every put, newest first, and says which one is the key's base (the
+ * oldest any reader can need); everything older than a base goes.  Engine
+ * tombstones and range deletes keep their usual meaning.
+ */
+static int
+job_host_mvcc(job *j, const nokv_ikey_view *kv, bool bottommost, uint64_t cover,
+			  bool *base_seen, const char **key, size_t *klen, nokv_buf *scratch,
+			  const char **value, size_t *vlen, bool *drop, nokv_error *err)
+{
+	nokv_filter_decision d = NOKV_FILTER_KEEP;
+	int			rc;
+
+	if (*base_seen || cover > kv->version)
+	{
+		*drop = true;			/* shadowed or range-deleted for every reader */
+		return NOKV_OK;
+	}
+	if (kv->kind == NOKV_KIND_DELETE)
+	{
+		*base_seen = true;
+		*drop = bottommost;
+		return NOKV_OK;
+	}
+	if (!j->db->compaction_filter)
+		return NOKV_OK;
+	rc = job_filter(j, kv, bottommost, value, vlen, &d, err);
+	if (rc != NOKV_OK)
+		return rc;
+	switch (d)
+	{
+		case NOKV_FILTER_DROP:
+			*drop = true;		/* this version only (e.g. its writer aborted) */
+			break;
+		case NOKV_FILTER_KEEP_AS_BASE:
+		case NOKV_FILTER_CHANGE_AS_BASE:
+			*base_seen = true;
+			break;
+		case NOKV_FILTER_DELETE_KEY:
+			*base_seen = true;
+			if (bottommost)
+				*drop = true;
+			else
+			{
+				/* older versions may sit in deeper levels: keep them hidden */
+				job_make_tombstone(scratch, key, *klen, value, vlen);
+				j->dropped++;
+			}
+			break;
+		default:
+			break;
 	}
 	return NOKV_OK;
 }
@@ -1233,7 +1317,14 @@ job_run(job *j, nokv_iiter *it, nokv_error *err)
 		orig_value = value;
 		orig_vlen = vlen;
 
-		if (kv.version <= j->safe_point)
+		if (kv.version <= j->safe_point && j->db->hdr->opts.host_mvcc)
+		{
+			rc = job_host_mvcc(j, &kv, bottommost, cover, &seen_visible, &key, &klen,
+							   &scratch, &value, &vlen, &drop, err);
+			if (rc != NOKV_OK)
+				goto done;
+		}
+		else if (kv.version <= j->safe_point)
 		{
 			if (seen_visible)
 				drop = true;	/* shadowed for every reader */

@@ -187,6 +187,7 @@ shared_options_from(const nokv_options *opts, nokv_shared_options *so)
 		.memtable_size = opts->memtable_size,
 		.max_memtables = opts->max_memtables,
 		.external_log = opts->external_log,
+		.host_mvcc = opts->host_mvcc,
 		.sync_mode = opts->sync_mode,
 		.wal_buffer_size = opts->wal_buffer_size,
 		.sst = {
@@ -742,6 +743,7 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 	uint64_t	first;
 	uint64_t	last;
 	uint64_t	end_lsn = 0;
+	uint64_t	position;
 	bool		external = hdr->opts.external_log;
 	int			idle_rounds = 0;
 	int			held_rounds = 0;
@@ -753,11 +755,12 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 	if (atomic_load(&hdr->bg_error))
 		return nokv_error_set(err, NOKV_IO_ERROR, "writes refused after a background error: %s",
 							  hdr->bg_error_msg);
-	if (external && (!wo || wo->version == 0 || wo->log_id >= NOKV_MAX_EXTERNAL_LOGS))
+	if (external && (!wo || (wo->version == 0 && !wo->log_append) ||
+					 wo->log_id >= NOKV_MAX_EXTERNAL_LOGS))
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
 							  "external-log mode needs a version and a log id below %d",
 							  NOKV_MAX_EXTERNAL_LOGS);
-	if (external && wo->version == NOKV_VERSION_MAX)
+	if (external && !wo->log_append && wo->version == NOKV_VERSION_MAX)
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT, "version %llu is reserved",
 							  (unsigned long long) wo->version);
 	if (external && b->count > 1 && batch_has_duplicates(b))
@@ -818,9 +821,9 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 		atomic_store(&hdr->stats.write_stalled, 1);
 		nokv_cond_broadcast(&db->platform, NOKV_COND_BGWORK);
 		report_wait(db, NOKV_WAIT_WRITE_STALL);
-		if (!db->threads && db->owns_region)
+		if ((!db->threads && db->owns_region) || db->inline_background)
 		{
-			/* standalone without threads: nobody else will make room */
+			/* standalone without threads, or asked to: nobody else will make room */
 			nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
 			rc = nokv_flush_one(db, err);
 			if (rc == 0 && atomic_load(&hdr->l0_files) >= hdr->opts.l0_stop_trigger)
@@ -867,6 +870,21 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 	atomic_store(&hdr->stats.write_stalled, 0);
 
 	first = external ? wo->version : hdr->next_version;
+	position = external ? wo->log_position : 0;
+	if (external && wo->log_append)
+	{
+		rc = wo->log_append(wo->log_append_arg, b, &position, &first, err);
+		if (rc == NOKV_OK && (first == 0 || first == NOKV_VERSION_MAX || first < hdr->next_version))
+			rc = nokv_error_set(err, NOKV_INVALID_ARGUMENT,
+								"the log assigned version %llu, not above the last version %llu",
+								(unsigned long long) first,
+								(unsigned long long) (hdr->next_version - 1));
+		if (rc != NOKV_OK)
+		{
+			nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
+			return rc;
+		}
+	}
 	if (precommit)
 	{
 		rc = precommit(precommit_arg, db, b, first, err);
@@ -889,8 +907,8 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 		if (first + 1 > hdr->next_version)
 			hdr->next_version = first + 1;
 		if (!(slot->ext_mask & (1ull << wo->log_id)) ||
-			wo->log_position > slot->ext_position[wo->log_id])
-			slot->ext_position[wo->log_id] = wo->log_position;
+			position > slot->ext_position[wo->log_id])
+			slot->ext_position[wo->log_id] = position;
 		slot->ext_mask |= 1ull << wo->log_id;
 	}
 	else
@@ -1031,6 +1049,20 @@ nokv_external_log_flushed(nokv_db *db, uint32_t log_id)
 	pos = db->hdr->ext_flushed[log_id];
 	nokv_unlock(&db->platform, NOKV_LOCK_MANIFEST);
 	return pos;
+}
+
+void
+nokv_set_inline_background(nokv_db *db, bool on)
+{
+	db->inline_background = on;
+}
+
+void
+nokv_begin_shutdown(nokv_db *db)
+{
+	atomic_store(&db->hdr->shutting_down, 1);
+	nokv_cond_broadcast(&db->platform, NOKV_COND_STALL);
+	nokv_cond_broadcast(&db->platform, NOKV_COND_BGWORK);
 }
 
 uint64_t

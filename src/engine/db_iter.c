@@ -429,14 +429,20 @@ find_next_user_entry(nokv_iter *di, bool skipping)
 				bool		deleted = kv.kind == NOKV_KIND_DELETE ||
 					covered(di, kv.lkey, kv.lkey_len, kv.version);
 
+				bool		invisible = false;
+
 				if (!deleted && kv.kind == NOKV_KIND_PUT)
 				{
 					if (!decode_value(di, v, vlen, &vv))
 						return;
-					/* an expired put deletes the key for every reader */
-					deleted = nokv_value_expired(&vv, di->now_ms);
-					if (!deleted && !resolve(di, &kv, &vv))
+					if (!resolve(di, &kv, &vv))
 						return;
+					/* invisible to this reader: an older version may be visible */
+					invisible = di->visible &&
+						!di->visible(di->visible_arg, kv.cf, kv.ukey, kv.ukey_len, kv.version,
+									 vv.payload, vv.payload_len);
+					/* an expired put deletes the key for every reader that sees it */
+					deleted = !invisible && nokv_value_expired(&vv, di->now_ms);
 				}
 				if (deleted)
 				{
@@ -444,11 +450,8 @@ find_next_user_entry(nokv_iter *di, bool skipping)
 					nokv_buf_append(&di->saved_key, kv.lkey, kv.lkey_len);
 					skipping = true;
 				}
-				else if (kv.kind == NOKV_KIND_PUT && di->visible &&
-						 !di->visible(di->visible_arg, kv.cf, kv.ukey, kv.ukey_len, kv.version,
-									  vv.payload, vv.payload_len))
+				else if (invisible)
 				{
-					/* invisible to this reader: an older version may be visible */
 				}
 				else if (kv.kind == NOKV_KIND_PUT)
 				{
@@ -506,14 +509,14 @@ find_prev_user_entry(nokv_iter *di)
 				{
 					if (!decode_value(di, v, vlen, &vv))
 						return;
-					if (nokv_value_expired(&vv, di->now_ms))
-						k = NOKV_KIND_DELETE;
-					else if (!resolve(di, &kv, &vv))
+					if (!resolve(di, &kv, &vv))
 						return;
-					else if (di->visible &&
-							 !di->visible(di->visible_arg, kv.cf, kv.ukey, kv.ukey_len, kv.version,
-										  vv.payload, vv.payload_len))
+					if (di->visible &&
+						!di->visible(di->visible_arg, kv.cf, kv.ukey, kv.ukey_len, kv.version,
+									 vv.payload, vv.payload_len))
 						skip = true;	/* as if this version did not exist */
+					else if (nokv_value_expired(&vv, di->now_ms))
+						k = NOKV_KIND_DELETE;
 				}
 				if (!skip)
 				{
