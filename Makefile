@@ -24,14 +24,14 @@ EXTENSION = nokv
 DATA = sql/nokv--0.1.sql
 PGFILEDESC = "nokv - LSM storage engine for PostgreSQL"
 
-OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/extension/*.c)))
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/extension/*.c src/bgworkers/*.c)))
 
 REGRESS = version
 REGRESS_OPTS = --temp-config=$(srcdir)/test/nokv.conf --temp-instance=./tmp_check
 
 ENGINE_LIB = build/release/libnokv_engine.a
 
-PG_CPPFLAGS = -I$(srcdir)/include
+PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src/extension
 # the extension is warning-free with PostgreSQL's own warning set
 PG_CFLAGS = -Werror
 SHLIB_LINK = $(ENGINE_LIB) -llz4 -lpthread

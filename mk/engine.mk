@@ -12,6 +12,7 @@
 #	make -f mk/engine.mk fuzz			build and run every libFuzzer target
 #	make -f mk/engine.mk bench			build/release/nokv-bench
 #	make -f mk/engine.mk demo			build/release/nokv-demo
+#	make -f mk/engine.mk cli			build/release/nokv (offline inspection CLI)
 #	make -f mk/engine.mk clean
 #
 # Discovery: engine sources are src/engine/*.c, unit tests are
@@ -79,6 +80,7 @@ TEST_SRCS := $(sort $(wildcard test/engine/test_*.c))
 FUZZ_SRCS := $(sort $(wildcard test/fuzz/fuzz_*.c))
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 DEMO_SRC := src/tools/nokv_demo.c
+CLI_SRC := src/tools/nokv_cli.c
 
 TEST_NAMES := $(notdir $(TEST_SRCS:.c=))
 FUZZ_NAMES := $(notdir $(FUZZ_SRCS:.c=))
@@ -100,6 +102,7 @@ FUZZ_BINS := $(addprefix build/fuzz/bin/,$(FUZZ_NAMES))
 BENCH_OBJS := $(patsubst bench/%.c,build/release/obj/bench/%.o,$(BENCH_SRCS))
 BENCH_BIN := build/release/nokv-bench
 DEMO_BIN := build/release/nokv-demo
+CLI_BIN := build/release/nokv
 
 # prove runs each test program through this wrapper (a per-test timeout)
 ifeq ($(TEST_TIMEOUT),0)
@@ -109,9 +112,9 @@ PROVE_EXEC := --exec 'timeout --kill-after=30 $(TEST_TIMEOUT)'
 endif
 
 .PHONY: all lib tests check asan-lib asan-tests asan-check fuzz fuzz-build \
-	bench demo clean list
+	bench demo cli clean list
 
-all: lib tests
+all: lib tests cli
 
 lib: $(RELEASE_LIB)
 tests: $(RELEASE_TESTS)
@@ -259,6 +262,11 @@ $(DEMO_BIN): build/release/obj/tools/nokv_demo.o $(RELEASE_LIB)
 	$(CC) $(CFLAGS_release) $< $(RELEASE_LIB) $(LIBS) -o $@
 
 demo: $(DEMO_BIN)
+
+$(CLI_BIN): build/release/obj/tools/nokv_cli.o $(RELEASE_LIB)
+	$(CC) $(CFLAGS_release) $< $(RELEASE_LIB) $(LIBS) -o $@
+
+cli: $(CLI_BIN)
 
 clean:
 	rm -rf build

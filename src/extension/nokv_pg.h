@@ -1,0 +1,190 @@
+/*-------------------------------------------------------------------------
+ *
+ * nokv_pg.h
+ *	  Declarations shared by the modules of the nokv PostgreSQL extension.
+ *
+ * The extension is split by role: nokv.c (module entry, GUCs), runtime.c
+ * (the engine in shared memory, the platform mapping, the engine's
+ * lifecycle across crash restarts), xlog.c (the custom WAL resource
+ * manager that is the engine's log), mvcc.c (PostgreSQL xids in engine
+ * values: visibility, write conflicts, freezing), kv_funcs.c (the SQL
+ * key-value API), views.c (observability SRFs) and
+ * src/bgworkers/workers.c (flush, compaction and value-log GC workers).
+ *
+ * src/extension/nokv_pg.h
+ *-------------------------------------------------------------------------
+ */
+#ifndef NOKV_PG_H
+#define NOKV_PG_H
+
+#include "access/xlogdefs.h"
+#include "access/xlogreader.h"
+#include "lib/stringinfo.h"
+#include "storage/condition_variable.h"
+#include "storage/spin.h"
+#include "utils/snapshot.h"
+#include "utils/timestamp.h"
+
+#include "nokv/nokv.h"
+#include "nokv/platform.h"
+
+/* ---------- configuration (nokv.c) ---------- */
+
+extern char *nokv_data_directory;
+extern int	nokv_memtable_size_kb;
+extern int	nokv_max_memtables;
+extern int	nokv_block_cache_size_kb;
+extern int	nokv_vlog_threshold;
+extern int	nokv_vlog_segment_size_mb;
+extern double nokv_vlog_gc_discard_ratio;
+extern int	nokv_vlog_gc_interval_ms;
+extern bool nokv_compression;
+extern int	nokv_compaction_workers;
+extern int	nokv_hot_key_window_ms;
+extern int	nokv_hot_key_top_n;
+extern int	nokv_pg_sync_mode;
+extern int	nokv_freeze_max_age;
+
+typedef enum NokvSyncMode
+{
+	NOKV_PG_SYNC_INHERIT,			/* follow synchronous_commit */
+	NOKV_PG_SYNC_ON,
+	NOKV_PG_SYNC_OFF
+} NokvPgSyncMode;
+
+/* ---------- shared state and lifecycle (runtime.c) ---------- */
+
+typedef enum NokvEngineState
+{
+	NOKV_ENGINE_EMPTY = 0,		/* shared memory fresh; files not read yet */
+	NOKV_ENGINE_OPENING,		/* a process is reading the files */
+	NOKV_ENGINE_REDO,			/* opened by crash recovery; redo applies */
+	NOKV_ENGINE_READY,			/* backends may use it */
+	NOKV_ENGINE_FAILED,			/* unusable until restart; see failure */
+	NOKV_ENGINE_REFUSED			/* standby or archive recovery */
+} NokvEngineState;
+
+typedef enum NokvWorkerKind
+{
+	NOKV_WORKER_FLUSH = 0,
+	NOKV_WORKER_COMPACTION,
+	NOKV_WORKER_VLOG_GC
+} NokvWorkerKind;
+
+#define NOKV_MAX_COMPACTION_WORKERS 8
+#define NOKV_MAX_WORKERS (2 + NOKV_MAX_COMPACTION_WORKERS)
+
+typedef struct NokvWorkerSlot
+{
+	int			kind;			/* NokvWorkerKind */
+	int			index;			/* among workers of its kind */
+	int			pid;			/* 0 = not running */
+	int			pgprocno;		/* for SetLatch */
+	TimestampTz started_at;
+	TimestampTz last_work_at;
+	uint64		wakeups;
+	uint64		work_done;		/* flushes, compactions or segments collected */
+	uint64		errors;
+	char		activity[32];	/* "idle", "flushing", ... */
+	char		last_error[256];
+} NokvWorkerSlot;
+
+typedef struct NokvShared
+{
+	slock_t		mutex;			/* protects the fields below except conds */
+	int			state;			/* NokvEngineState */
+	char		failure[512];
+	XLogRecPtr	slot_lsn;		/* restart_lsn the flush worker last set */
+	XLogRecPtr	caught_up_to;	/* WAL read up to here when opening */
+	uint64		records_replayed;	/* nokv records re-applied when opening */
+	FullTransactionId unfrozen_since;	/* no unfrozen xid below this */
+	NokvWorkerSlot workers[NOKV_MAX_WORKERS];
+	ConditionVariable state_cv;
+	ConditionVariable conds[NOKV_COND_COUNT];
+	Size		region_size;
+	Size		region_offset;	/* from the start of this struct */
+} NokvShared;
+
+extern NokvShared *nokv_shared;
+
+extern void nokv_runtime_init(void);	/* _PG_init: hooks */
+extern void nokv_engine_options(nokv_options *opts);
+extern const char *nokv_engine_dir(void);
+
+/* the engine handle of this process, waiting until the engine is ready */
+extern nokv_db *nokv_engine(void);
+/* the engine handle if the engine is open (any state past OPENING), else NULL */
+extern nokv_db *nokv_engine_if_open(void);
+extern NokvEngineState nokv_engine_state(void);
+extern void nokv_engine_set_state(NokvEngineState state, const char *failure);
+
+/* open the engine from its files (startup process or flush worker) */
+extern bool nokv_engine_open(bool in_recovery);
+/* bring a just-opened engine to READY (flush worker, after recovery) */
+extern void nokv_engine_finish_startup(void);
+
+extern void nokv_wake_workers(int kind);	/* -1: all */
+extern void nokv_workers_register(void);	/* src/bgworkers/workers.c */
+extern void nokv_raise_engine_error(int code, const nokv_error *err, const char *what);
+
+/* ---------- the custom WAL resource manager (xlog.c) ---------- */
+
+/* RM_EXPERIMENTAL_ID until nokv registers a permanent id */
+#define NOKV_RMGR_ID 128
+#define XLOG_NOKV_BATCH 0x00
+
+extern void nokv_xlog_register(void);
+/* append b to PostgreSQL's WAL and apply it (the engine's write path) */
+extern void nokv_xlog_write(nokv_db *db, const nokv_batch *b);
+/* re-apply the nokv records of WAL [from, to) to the engine */
+extern uint64 nokv_xlog_replay_range(nokv_db *db, XLogRecPtr from, XLogRecPtr to,
+									 TimeLineID tli, XLogRecPtr *end);
+
+/* the WAL-retention slot and the marker file naming it */
+#define NOKV_SLOT_NAME "nokv"
+extern bool nokv_slot_check(XLogRecPtr *start, char *why, size_t whylen);
+extern void nokv_slot_create(void);
+extern void nokv_slot_advance(XLogRecPtr lsn);
+
+/* ---------- xids in engine values (mvcc.c) ---------- */
+
+/*
+ * Every value the extension stores starts with this header (13 bytes,
+ * little-endian): flags, the writing (sub)transaction's full xid and its
+ * command id.  The user's bytes follow.
+ */
+#define NOKV_VH_SIZE 13
+#define NOKV_VH_DELETED 0x01	/* a delete: the key has no value */
+#define NOKV_VH_FROZEN 0x02		/* committed and visible to everyone */
+
+typedef struct NokvVersionHeader
+{
+	uint8		flags;
+	FullTransactionId xmin;
+	CommandId	cmin;
+} NokvVersionHeader;
+
+extern void nokv_vh_encode(char *out, uint8 flags, FullTransactionId xmin, CommandId cmin);
+extern bool nokv_vh_decode(const char *v, size_t len, NokvVersionHeader *h);
+
+/* the visibility hook for reads under an MVCC snapshot */
+extern bool nokv_mvcc_visible(void *arg, int cf, const char *key, size_t klen,
+							  uint64_t version, const char *value, size_t vlen);
+
+/* first write of the transaction: xid, PREPARE guard, sync mode */
+extern void nokv_mvcc_begin_write(void);
+/* serialize with other writers of (cf, key): wait for them, check isolation */
+extern bool nokv_mvcc_lock_key(nokv_db *db, int cf, const char *key, size_t klen);
+extern void nokv_mvcc_unlock_key(int cf, const char *key, size_t klen);
+extern void nokv_mvcc_check_access(void);
+
+extern nokv_filter_decision nokv_mvcc_compaction_filter(void *arg, const nokv_filter_entry *e,
+														const char **new_value, size_t *new_len);
+extern void nokv_mvcc_init(void);
+
+/* ---------- key-value namespace (kv_funcs.c) ---------- */
+
+/* first byte of every engine key written by the SQL API, FDW and gateway */
+#define NOKV_NS_KV 0x00
+
+#endif							/* NOKV_PG_H */
