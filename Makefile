@@ -26,8 +26,10 @@ PGFILEDESC = "nokv - LSM storage engine for PostgreSQL"
 
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/extension/*.c src/bgworkers/*.c)))
 
-REGRESS = version
+REGRESS = version kv_api kv_errors views permissions
 REGRESS_OPTS = --temp-config=$(srcdir)/test/nokv.conf --temp-instance=./tmp_check
+ISOLATION = kv_write_conflict kv_snapshot
+ISOLATION_OPTS = --temp-config=$(srcdir)/test/nokv.conf --temp-instance=./tmp_check_iso
 
 ENGINE_LIB = build/release/libnokv_engine.a
 
@@ -36,7 +38,7 @@ PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src/extension
 PG_CFLAGS = -Werror
 SHLIB_LINK = $(ENGINE_LIB) -llz4 -lpthread
 
-EXTRA_CLEAN = tmp_check
+EXTRA_CLEAN = tmp_check tmp_check_iso output_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

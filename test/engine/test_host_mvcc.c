@@ -927,7 +927,9 @@ test_log_append(void)
 				nokv_batch_free(rb);
 			}
 			ok(replay_ok, "%d logged batches replay through nokv_batch_from_data (%s)", h->nrecs, err.msg);
-			ok(same_contents(db, db2, &n) && n == 7,
+			bool		same = same_contents(db, db2, &n);
+
+			ok(same && n == 7,
 			   "the replayed engine has the same keys, values, versions and expiries (%d keys)", n);
 			nokv_close(db2);
 		}
@@ -1043,6 +1045,7 @@ test_log_append_concurrent(void)
 	bool		thread_order = true;
 	bool		versions_match = true;
 	int			seen = 0;
+	bool		flushed_all;
 	nokv_iter  *it;
 
 	memset(&sh, 0, sizeof(sh));
@@ -1101,7 +1104,8 @@ test_log_append_concurrent(void)
 	nokv_iter_free(it);
 	ok(versions_match && seen == CONC_THREADS * sh.per_thread,
 	   "every key reads back with the version its hook call assigned (%d keys)", seen);
-	ok(flush_memtables(sh.db) && nokv_external_log_flushed(sh.db, 0) == sh.counter * 10,
+	flushed_all = flush_memtables(sh.db);
+	ok(flushed_all && nokv_external_log_flushed(sh.db, 0) == sh.counter * 10,
 	   "after flushing everything, log 0 is flushed up to the last position (%" PRIu64 ")",
 	   nokv_external_log_flushed(sh.db, 0));
 
