@@ -15,6 +15,7 @@
 #	make engine-check			engine unit tests (prove)
 #	make engine-asan-check		engine unit tests under ASan + UBSan
 #	make fuzz / bench / demo	see mk/engine.mk
+#	make cli					the offline nokv CLI (installed by make install)
 #
 # Makefile
 #-------------------------------------------------------------------------
@@ -56,7 +57,17 @@ $(ENGINE_LIB): engine-lib ;
 
 $(shlib): $(ENGINE_LIB)
 
-.PHONY: engine engine-check engine-asan-check engine-clean fuzz bench demo
+.PHONY: engine engine-check engine-asan-check engine-clean fuzz bench demo cli install-cli
+
+# the offline CLI (src/tools/nokv_cli.c) is installed next to pg_ctl
+cli:
+	+$(ENGINE_MAKE) cli
+
+install: install-cli
+
+install-cli: cli
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) build/release/nokv '$(DESTDIR)$(bindir)/nokv'
 
 engine:
 	+$(ENGINE_MAKE) lib tests

@@ -74,12 +74,58 @@ build/release/nokv-demo "$demo_dir" </dev/null
 
 # ---------- 4. nokv inside PostgreSQL ----------
 #
-# Later issues fill this in: start a PostgreSQL 15 instance (as the postgres
-# user when run as root) with shared_preload_libraries = 'nokv', run
-# CREATE EXTENSION nokv, create a table USING nokv, load rows, and show
-# SELECT * FROM nokv_stats.  Until then the extension only reports its
-# engine version (nokv_engine_version()), which scripts/test.sh checks.
+# A local PostgreSQL 15 with nokv preloaded, on a free port of 127.0.0.1
+# under a temporary directory, run as the postgres user when we are root
+# (PostgreSQL refuses to run as root).  It keeps running so you can
+# connect; the script prints how to connect and how to stop it.
 
-nokv_log "nokv inside PostgreSQL: not wired up yet (see the end of scripts/quickstart.sh)"
+PGBIN=$("$PG_CONFIG" --bindir)
+pg_user=$(id -un)
+if nokv_is_root; then
+	pg_user=postgres
+fi
+as_pg()
+{
+	if [ "$(id -un)" = "$pg_user" ]; then
+		bash -c "$1"
+	else
+		su "$pg_user" -s /bin/bash -c "$1"
+	fi
+}
+pg_dir=$(mktemp -d /tmp/nokv-quickstart.XXXXXX)
+chown "$pg_user" "$pg_dir"
+chmod 755 "$pg_dir"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-nokv_log "done: the engine works; run ./scripts/test.sh for every test layer"
+nokv_log "starting PostgreSQL with nokv preloaded in $pg_dir (port $port)"
+as_pg "'$PGBIN/initdb' -D '$pg_dir/data' -A trust -U postgres >'$pg_dir/initdb.log'"
+{
+	echo "shared_preload_libraries = 'nokv'"
+	echo "listen_addresses = '127.0.0.1'"
+	echo "port = $port"
+	echo "unix_socket_directories = '$pg_dir'"
+} >>"$pg_dir/data/postgresql.conf"
+as_pg "'$PGBIN/pg_ctl' -D '$pg_dir/data' -l '$pg_dir/server.log' -w start >/dev/null"
+
+psql_cmd=("$PGBIN/psql" -X -h "$pg_dir" -p "$port" -U postgres -d postgres)
+nokv_log "a short psql session"
+"${psql_cmd[@]}" -e -v ON_ERROR_STOP=1 <<'SQL'
+CREATE EXTENSION nokv;
+SELECT nokv_put('greeting', 'hello from nokv');
+SELECT nokv_get('greeting');
+SELECT nokv_put('session:42', 'token', ttl => interval '1 hour');
+SELECT count(nokv_put('user:' || i, 'name ' || i)) FROM generate_series(1, 10000) i;
+BEGIN;
+SELECT nokv_put('greeting', 'never committed');
+ROLLBACK;
+SELECT nokv_get('greeting');
+SELECT * FROM nokv_scan('user:1', 'user:11', 5);
+SELECT nokv_flush();
+SELECT level, files, bytes, entries FROM nokv_levels WHERE files > 0;
+SELECT name, value, unit FROM nokv_stats WHERE name LIKE 'lsm.levels.L0.%' ORDER BY name;
+SELECT worker_type, pid, activity, engine_state FROM nokv_workers;
+SQL
+
+nokv_log "PostgreSQL with nokv is running: ${psql_cmd[*]}"
+nokv_log "stop it with: su $pg_user -c \"$PGBIN/pg_ctl -D $pg_dir/data stop\" (data in $pg_dir)"
+nokv_log "done: run ./scripts/test.sh for every test layer"

@@ -154,6 +154,55 @@ layer_demo()
 	timeout 600 build/release/nokv-demo "$dir/data" </dev/null
 }
 
+layer_cli()
+{
+	"${ENGINE_MAKE[@]}" -j"$JOBS" lib cli
+	bash test/cli/test_cli.sh build/release </dev/null
+}
+
+# a copy of the tree the postgres user can enter and write (PostgreSQL
+# refuses to run as root, and the CI clone may sit where postgres cannot go)
+pg_tree_copy()
+{
+	local dir
+
+	dir=$(mktemp -d /tmp/nokv-pgtree.XXXXXX)
+	tar -C "$NOKV_ROOT" \
+		--exclude=./.git --exclude=./build --exclude='./tmp_check*' \
+		--exclude=./results --exclude=./log --exclude=./output_iso \
+		--exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+		-cf - . | tar -C "$dir" -xf -
+	chown -R postgres: "$dir"
+	echo "$dir"
+}
+
+layer_tap()
+{
+	local dir
+
+	if ! have_files 't/*.pl'; then
+		echo "skipped: no TAP tests (t/*.pl) yet"
+		exit "$SKIP"
+	fi
+	# the pg_regress layer installed the extension
+	if nokv_is_root; then
+		id postgres >/dev/null 2>&1 || { echo "no postgres user to run the tests as"; exit 1; }
+		dir=$(pg_tree_copy)
+		# shellcheck disable=SC2064
+		trap "rm -rf '$dir'" EXIT
+		nokv_log "running TAP tests as postgres in $dir"
+		if ! su postgres -s /bin/bash -c "cd '$dir' && bash scripts/tap.sh" </dev/null; then
+			rm -rf "$NOKV_ROOT/build/tap"
+			mkdir -p "$NOKV_ROOT/build/tap"
+			cp -R "$dir"/tmp_check "$NOKV_ROOT/build/tap/" 2>/dev/null || true
+			echo "TAP logs copied to build/tap/"
+			exit 1
+		fi
+	else
+		bash scripts/tap.sh </dev/null
+	fi
+}
+
 layer_pg_regress()
 {
 	local dir
@@ -171,16 +220,10 @@ layer_pg_regress()
 		# PostgreSQL refuses to run as root: run pg_regress as postgres on a
 		# copy of the tree that the postgres user can enter and write
 		id postgres >/dev/null 2>&1 || { echo "no postgres user to run the tests as"; exit 1; }
-		dir=$(mktemp -d /tmp/nokv-regress.XXXXXX)
+		dir=$(pg_tree_copy)
 		# shellcheck disable=SC2064
 		trap "rm -rf '$dir'" EXIT
-		tar -C "$NOKV_ROOT" \
-			--exclude=./.git --exclude=./build --exclude='./tmp_check*' \
-			--exclude=./results --exclude=./log \
-			--exclude='*.o' --exclude='*.so' --exclude='*.bc' \
-			-cf - . | tar -C "$dir" -xf -
-		chown -R postgres: "$dir"
-		nokv_log "running pg_regress as postgres in $dir"
+		nokv_log "running pg_regress and isolation specs as postgres in $dir"
 		installcheck=(su postgres -s /bin/bash -c
 			"cd '$dir' && make --no-print-directory installcheck PG_CONFIG='$PG_CONFIG'")
 	else
@@ -190,15 +233,17 @@ layer_pg_regress()
 	fi
 
 	if ! "${installcheck[@]}" </dev/null; then
-		if [ -f "$dir/regression.diffs" ]; then
-			echo "---------- $dir/regression.diffs ----------"
-			cat "$dir/regression.diffs"
-		fi
+		for d in "$dir/regression.diffs" "$dir/output_iso/regression.diffs"; do
+			if [ -f "$d" ]; then
+				echo "---------- $d ----------"
+				cat "$d"
+			fi
+		done
 		# keep the evidence once the scratch copy is removed
 		if [ "$dir" != "$NOKV_ROOT" ]; then
 			rm -rf "$NOKV_ROOT/build/pg_regress"
 			mkdir -p "$NOKV_ROOT/build/pg_regress"
-			cp -R "$dir"/regression.* "$dir"/results "$dir"/log \
+			cp -R "$dir"/regression.* "$dir"/results "$dir"/log "$dir"/output_iso \
 				"$NOKV_ROOT/build/pg_regress/" 2>/dev/null || true
 			echo "results and server logs copied to build/pg_regress/"
 		fi
@@ -226,7 +271,9 @@ run_layer "engine unit tests (release)" layer_engine_release
 run_layer "engine unit tests (ASan+UBSan)" layer_engine_asan
 run_layer "engine fuzzing (libFuzzer)" layer_fuzz
 run_layer "engine demo (nokv-demo)" layer_demo
-run_layer "extension regression (pg_regress)" layer_pg_regress
+run_layer "offline CLI (nokv)" layer_cli
+run_layer "extension regression + isolation" layer_pg_regress
+run_layer "extension TAP (crash, restart)" layer_tap
 
 banner "summary"
 for i in "${!LAYER_NAMES[@]}"; do

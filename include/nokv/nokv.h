@@ -482,6 +482,11 @@ void		nokv_begin_shutdown(nokv_db *db);
 
 /* switch the active memtable to immutable even if not full (e.g. nokv_flush()) */
 int			nokv_rotate_memtable(nokv_db *db, nokv_error *err);
+/*
+ * Make the active memtable immutable and return once every memtable holding
+ * data written so far is in an SST (whichever process flushes it).
+ */
+int			nokv_flush_all(nokv_db *db, nokv_error *err);
 /* flush all memtables and compact until no level needs it; for tests/tools */
 int			nokv_compact_all(nokv_db *db, nokv_error *err);
 /* compact every file overlapping [start, end) of cf into the bottom level */

@@ -1432,6 +1432,12 @@ nokv_compact_all(nokv_db *db, nokv_error *err)
 }
 
 int
+nokv_flush_all(nokv_db *db, nokv_error *err)
+{
+	return flush_all(db, err);
+}
+
+int
 nokv_compact_range(nokv_db *db, int cf, const void *start, size_t slen,
 				   const void *end, size_t elen, nokv_error *err)
 {

@@ -465,12 +465,8 @@ nokv_sql_flush(PG_FUNCTION_ARGS)
 	int			rc;
 
 	flush_wal_first();
-	rc = nokv_rotate_memtable(db, &err);
-	while (rc == NOKV_OK && (rc = nokv_flush_one(db, &err)) > 0)
-		rc = NOKV_OK;
-	if (rc < 0)
-		nokv_raise_engine_error(-rc, &err, "flush");
-	if (rc > 0)
+	rc = nokv_flush_all(db, &err);
+	if (rc != NOKV_OK)
 		nokv_raise_engine_error(rc, &err, "flush");
 	nokv_wake_workers(NOKV_WORKER_FLUSH);
 	PG_RETURN_VOID();
