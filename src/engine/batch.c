@@ -134,7 +134,7 @@ int
 nokv_batch_from_data(nokv_batch *b, const char *data, size_t len, nokv_error *err)
 {
 	const char *p = data;
-	const char *end = data + len;
+	const char *end = len ? data + len : data;	/* data may be NULL when len is 0 */
 	nokv_batch_entry e;
 	int			r;
 
@@ -150,16 +150,21 @@ nokv_batch_from_data(nokv_batch *b, const char *data, size_t len, nokv_error *er
 			r = nokv_batch_delete_range(b, e.cf, e.key, e.klen, e.val, e.vlen);
 		if (r != NOKV_OK)
 		{
+			/* report before clearing: the count is the failing entry's index */
+			r = nokv_error_set(err, NOKV_CORRUPTION,
+							   "invalid entry %u in a logged write batch of %zu bytes",
+							   b->count, len);
 			nokv_batch_clear(b);
-			return nokv_error_set(err, NOKV_CORRUPTION,
-								  "invalid entry %u in a logged write batch of %zu bytes",
-								  b->count, len);
+			return r;
 		}
 	}
 	if (r < 0)
 	{
+		r = nokv_error_set(err, NOKV_CORRUPTION,
+						   "malformed entry %u at offset %zu of a logged write batch of %zu bytes",
+						   b->count, (size_t) (p - data), len);
 		nokv_batch_clear(b);
-		return nokv_error_set(err, NOKV_CORRUPTION, "malformed logged write batch of %zu bytes", len);
+		return r;
 	}
 	return NOKV_OK;
 }

@@ -755,6 +755,8 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 	if (atomic_load(&hdr->bg_error))
 		return nokv_error_set(err, NOKV_IO_ERROR, "writes refused after a background error: %s",
 							  hdr->bg_error_msg);
+	if (atomic_load(&hdr->shutting_down))
+		return nokv_error_set(err, NOKV_SHUTDOWN, "engine is shutting down");
 	if (external && (!wo || (wo->version == 0 && !wo->log_append) ||
 					 wo->log_id >= NOKV_MAX_EXTERNAL_LOGS))
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,

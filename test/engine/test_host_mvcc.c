@@ -344,6 +344,9 @@ test_batch_bytes(void)
 	rc = nokv_batch_from_data(c, data, 0, &err);
 	ok(rc == NOKV_OK && nokv_batch_count(c) == 0 && nokv_batch_size(c) == 0,
 	   "zero bytes decode to an empty batch (replacing what was there)");
+	nokv_batch_put(c, 0, "x", 1, "y", 1);
+	rc = nokv_batch_from_data(c, NULL, 0, &err);
+	ok(rc == NOKV_OK && nokv_batch_count(c) == 0, "NULL with length 0 decodes to an empty batch too");
 
 	bounds[nb++] = 0;
 	nokv_batch_put(b, NOKV_CF_DEFAULT, "alpha", 5, "one", 3);
@@ -614,6 +617,16 @@ test_batch_bytes(void)
 		rc = nokv_batch_from_data(c, buf, n + 6, &err);
 		ok(rc == NOKV_CORRUPTION && strstr(err.msg, "entry 2") != NULL,
 		   "the error names the failing entry's index (%s)", err.msg);
+		{
+			char		want[64];
+
+			buf[n] = 0x02;		/* a lone op byte after two good entries */
+			memset(&err, 0, sizeof(err));
+			rc = nokv_batch_from_data(c, buf, n + 1, &err);
+			snprintf(want, sizeof(want), "entry 2 at offset %zu", n);
+			ok(rc == NOKV_CORRUPTION && strstr(err.msg, want) != NULL,
+			   "a malformed entry is named by index and offset (%s)", err.msg);
+		}
 		nokv_batch_free(g);
 	}
 
@@ -1522,7 +1535,6 @@ test_host_mvcc_deeper(void)
 	char		key[16];
 	char		val[64];
 	uint64_t	d1,
-				d2,
 				d3,
 				p1,
 				p2,
@@ -1567,7 +1579,7 @@ test_host_mvcc_deeper(void)
 
 	/* two overlapping level-0 files of newer versions */
 	b2 = xput(db, "m_base", "C2");
-	d2 = xput(db, "m_del", "C2");
+	xput(db, "m_del", "C2");
 	p2 = xput(db, "m_drop", "C2");
 	flush_memtables(db);
 	b3 = xput(db, "m_base", "B3");
@@ -1595,7 +1607,6 @@ test_host_mvcc_deeper(void)
 	   "DELETE_KEY above a deeper level leaves the key deleted");
 	ok(shows(db, "m_del", d1, d1, "C1"),
 	   "the older version in level 2 still exists below the tombstone (only hidden)");
-	(void) d2;
 	ok(shows(db, "m_drop", 0, p2, "C2") && shows(db, "m_drop", p1, p1, "C1"),
 	   "DROP above a deeper level removed only the aborted version (no tombstone)");
 	ok(shows(db, "m_base", 0, b3, "B3") && shows(db, "m_base", b2, b1, "C1"),
