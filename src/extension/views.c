@@ -100,7 +100,7 @@ rows_begin(FunctionCallInfo fcinfo, RowBuilder *rb)
 	rb->rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 }
 
-/* an inspector freed even if building the rows fails */
+/* a snapshot of the live engine's files, levels and memtables */
 static nokv_inspector *
 live_inspector(void)
 {
@@ -112,6 +112,28 @@ live_inspector(void)
 	if (rc != NOKV_OK)
 		nokv_raise_engine_error(rc, &err, "inspection");
 	return in;
+}
+
+typedef void (*FillFn) (nokv_inspector *in, RowBuilder *rb);
+
+/* rows from a snapshot of the live engine, freed even if a row fails */
+static Datum
+inspect_rows(FunctionCallInfo fcinfo, FillFn fill)
+{
+	RowBuilder	rb;
+	nokv_inspector *in = live_inspector();
+
+	PG_TRY();
+	{
+		rows_begin(fcinfo, &rb);
+		fill(in, &rb);
+	}
+	PG_FINALLY();
+	{
+		nokv_inspect_free(in);
+	}
+	PG_END_TRY();
+	return (Datum) 0;
 }
 
 /* ---------- nokv_stats ---------- */
@@ -181,189 +203,154 @@ nokv_hotkeys_rows(PG_FUNCTION_ARGS)
 
 /* ---------- file-level views ---------- */
 
+static void
+fill_levels(nokv_inspector *in, RowBuilder *rb)
+{
+	const nokv_level_info *rows;
+	int			n = nokv_inspect_levels(in, &rows);
+
+	for (int i = 0; i < n; i++)
+	{
+		row_begin(rb);
+		put(rb, Int32GetDatum(rows[i].level));
+		put(rb, Int32GetDatum(rows[i].files));
+		put_u64(rb, rows[i].bytes);
+		put_u64(rb, rows[i].entries);
+		put_u64(rb, rows[i].target_bytes);
+		put(rb, Float8GetDatum(rows[i].score));
+		row_end(rb);
+	}
+}
+
 Datum
 nokv_levels_rows(PG_FUNCTION_ARGS)
 {
-	RowBuilder	rb;
-	nokv_inspector *in = live_inspector();
+	return inspect_rows(fcinfo, fill_levels);
+}
 
-	PG_TRY();
-	{
-		const nokv_level_info *rows;
-		int			n = nokv_inspect_levels(in, &rows);
+static void
+fill_sstables(nokv_inspector *in, RowBuilder *rb)
+{
+	const nokv_sst_info *rows;
+	int			n = nokv_inspect_sstables(in, &rows);
 
-		rows_begin(fcinfo, &rb);
-		for (int i = 0; i < n; i++)
-		{
-			row_begin(&rb);
-			put(&rb, Int32GetDatum(rows[i].level));
-			put(&rb, Int32GetDatum(rows[i].files));
-			put_u64(&rb, rows[i].bytes);
-			put_u64(&rb, rows[i].entries);
-			put_u64(&rb, rows[i].target_bytes);
-			put(&rb, Float8GetDatum(rows[i].score));
-			row_end(&rb);
-		}
-	}
-	PG_FINALLY();
+	for (int i = 0; i < n; i++)
 	{
-		nokv_inspect_free(in);
+		const nokv_sst_info *r = &rows[i];
+
+		row_begin(rb);
+		put(rb, Int32GetDatum(r->level));
+		put_u64(rb, r->number);
+		put_u64(rb, r->size);
+		put_u64(rb, r->entries);
+		put_u64(rb, r->deletions);
+		put_u64(rb, r->range_deletions);
+		put(rb, LSNGetDatum(r->min_version));
+		put(rb, LSNGetDatum(r->max_version));
+		put_text(rb, nokv_cf_name(r->smallest_cf));
+		put_bytea(rb, r->smallest_key, r->smallest_len);
+		put_text(rb, nokv_cf_name(r->largest_cf));
+		put_bytea(rb, r->largest_key, r->largest_len);
+		row_end(rb);
 	}
-	PG_END_TRY();
-	return (Datum) 0;
 }
 
 Datum
 nokv_sstables_rows(PG_FUNCTION_ARGS)
 {
-	RowBuilder	rb;
-	nokv_inspector *in = live_inspector();
+	return inspect_rows(fcinfo, fill_sstables);
+}
 
-	PG_TRY();
+static void
+fill_memtables(nokv_inspector *in, RowBuilder *rb)
+{
+	const nokv_memtable_info *rows;
+	int			n = nokv_inspect_memtables(in, &rows);
+
+	for (int i = 0; i < n; i++)
 	{
-		const nokv_sst_info *rows;
-		int			n = nokv_inspect_sstables(in, &rows);
+		const nokv_memtable_info *r = &rows[i];
 
-		rows_begin(fcinfo, &rb);
-		for (int i = 0; i < n; i++)
-		{
-			const nokv_sst_info *r = &rows[i];
-
-			row_begin(&rb);
-			put(&rb, Int32GetDatum(r->level));
-			put_u64(&rb, r->number);
-			put_u64(&rb, r->size);
-			put_u64(&rb, r->entries);
-			put_u64(&rb, r->deletions);
-			put_u64(&rb, r->range_deletions);
-			put(&rb, LSNGetDatum(r->min_version));
-			put(&rb, LSNGetDatum(r->max_version));
-			put_text(&rb, nokv_cf_name(r->smallest_cf));
-			put_bytea(&rb, r->smallest_key, r->smallest_len);
-			put_text(&rb, nokv_cf_name(r->largest_cf));
-			put_bytea(&rb, r->largest_key, r->largest_len);
-			row_end(&rb);
-		}
+		row_begin(rb);
+		put(rb, Int32GetDatum(r->slot));
+		put_text(rb, r->state);
+		put_u64(rb, r->seq);
+		put_u64(rb, r->bytes_used);
+		put_u64(rb, r->capacity);
+		put_u64(rb, r->entries);
+		put_u64(rb, r->range_tombstones);
+		if (r->min_version)
+			put(rb, LSNGetDatum(r->min_version));
+		else
+			put_null(rb);
+		if (r->max_version)
+			put(rb, LSNGetDatum(r->max_version));
+		else
+			put_null(rb);
+		put(rb, Int32GetDatum(r->pins));
+		row_end(rb);
 	}
-	PG_FINALLY();
-	{
-		nokv_inspect_free(in);
-	}
-	PG_END_TRY();
-	return (Datum) 0;
 }
 
 Datum
 nokv_memtables_rows(PG_FUNCTION_ARGS)
 {
-	RowBuilder	rb;
-	nokv_inspector *in = live_inspector();
+	return inspect_rows(fcinfo, fill_memtables);
+}
 
-	PG_TRY();
-	{
-		const nokv_memtable_info *rows;
-		int			n = nokv_inspect_memtables(in, &rows);
+static void
+fill_manifest(nokv_inspector *in, RowBuilder *rb)
+{
+	nokv_manifest_info m;
+	uint64		flushed = 0;
 
-		rows_begin(fcinfo, &rb);
-		for (int i = 0; i < n; i++)
-		{
-			const nokv_memtable_info *r = &rows[i];
-
-			row_begin(&rb);
-			put(&rb, Int32GetDatum(r->slot));
-			put_text(&rb, r->state);
-			put_u64(&rb, r->seq);
-			put_u64(&rb, r->bytes_used);
-			put_u64(&rb, r->capacity);
-			put_u64(&rb, r->entries);
-			put_u64(&rb, r->range_tombstones);
-			if (r->min_version)
-				put(&rb, LSNGetDatum(r->min_version));
-			else
-				put_null(&rb);
-			if (r->max_version)
-				put(&rb, LSNGetDatum(r->max_version));
-			else
-				put_null(&rb);
-			put(&rb, Int32GetDatum(r->pins));
-			row_end(&rb);
-		}
-	}
-	PG_FINALLY();
-	{
-		nokv_inspect_free(in);
-	}
-	PG_END_TRY();
-	return (Datum) 0;
+	nokv_inspect_manifest(in, &m);
+	for (int i = 0; i < m.n_ext; i++)
+		if (m.ext[i].log_id == 0)
+			flushed = m.ext[i].position;
+	row_begin(rb);
+	put_u64(rb, m.manifest_number);
+	put_u64(rb, m.manifest_size);
+	put_u64(rb, m.next_file_number);
+	put(rb, LSNGetDatum(m.last_version));
+	put(rb, LSNGetDatum(flushed));
+	put(rb, Int32GetDatum(m.live_files));
+	put_u64(rb, m.live_bytes);
+	put(rb, Int32GetDatum(m.vlog_segments));
+	put_u64(rb, m.vlog_head_segment);
+	put_u64(rb, m.vlog_head_offset);
+	put(rb, Int32GetDatum(m.num_levels));
+	row_end(rb);
 }
 
 Datum
 nokv_manifest_rows(PG_FUNCTION_ARGS)
 {
-	RowBuilder	rb;
-	nokv_inspector *in = live_inspector();
+	return inspect_rows(fcinfo, fill_manifest);
+}
 
-	PG_TRY();
-	{
-		nokv_manifest_info m;
-		uint64		flushed = 0;
+static void
+fill_vlog_segments(nokv_inspector *in, RowBuilder *rb)
+{
+	const nokv_vlog_seg_info *rows;
+	int			n = nokv_inspect_vlog_segments(in, &rows);
 
-		nokv_inspect_manifest(in, &m);
-		for (int i = 0; i < m.n_ext; i++)
-			if (m.ext[i].log_id == 0)
-				flushed = m.ext[i].position;
-		rows_begin(fcinfo, &rb);
-		row_begin(&rb);
-		put_u64(&rb, m.manifest_number);
-		put_u64(&rb, m.manifest_size);
-		put_u64(&rb, m.next_file_number);
-		put(&rb, LSNGetDatum(m.last_version));
-		put(&rb, LSNGetDatum(flushed));
-		put(&rb, Int32GetDatum(m.live_files));
-		put_u64(&rb, m.live_bytes);
-		put(&rb, Int32GetDatum(m.vlog_segments));
-		put_u64(&rb, m.vlog_head_segment);
-		put_u64(&rb, m.vlog_head_offset);
-		put(&rb, Int32GetDatum(m.num_levels));
-		row_end(&rb);
-	}
-	PG_FINALLY();
+	for (int i = 0; i < n; i++)
 	{
-		nokv_inspect_free(in);
+		row_begin(rb);
+		put_u64(rb, rows[i].number);
+		put_u64(rb, rows[i].size);
+		put_u64(rb, rows[i].discard);
+		put(rb, Float8GetDatum(rows[i].discard_ratio));
+		put(rb, BoolGetDatum(rows[i].is_head));
+		row_end(rb);
 	}
-	PG_END_TRY();
-	return (Datum) 0;
 }
 
 Datum
 nokv_vlog_segments_rows(PG_FUNCTION_ARGS)
 {
-	RowBuilder	rb;
-	nokv_inspector *in = live_inspector();
-
-	PG_TRY();
-	{
-		const nokv_vlog_seg_info *rows;
-		int			n = nokv_inspect_vlog_segments(in, &rows);
-
-		rows_begin(fcinfo, &rb);
-		for (int i = 0; i < n; i++)
-		{
-			row_begin(&rb);
-			put_u64(&rb, rows[i].number);
-			put_u64(&rb, rows[i].size);
-			put_u64(&rb, rows[i].discard);
-			put(&rb, Float8GetDatum(rows[i].discard_ratio));
-			put(&rb, BoolGetDatum(rows[i].is_head));
-			row_end(&rb);
-		}
-	}
-	PG_FINALLY();
-	{
-		nokv_inspect_free(in);
-	}
-	PG_END_TRY();
-	return (Datum) 0;
+	return inspect_rows(fcinfo, fill_vlog_segments);
 }
 
 /* ---------- nokv_workers ---------- */
