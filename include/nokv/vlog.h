@@ -267,6 +267,13 @@ double		nokv_vlog_discard_ratio(uint64_t size, uint64_t discard);
  * if that is >= ratio (ties: the older segment).  NOKV_OK with *segment
  * set, or NOKV_NOT_FOUND.
  */
+/*
+ * Bracket every flush or compaction (from before its first value-log append
+ * to after its version is installed or abandoned): GC never picks a segment
+ * such a job may have appended to.
+ */
+void		nokv_vlog_appender_enter(const nokv_ctx *ctx, nokv_off off);
+void		nokv_vlog_appender_leave(const nokv_ctx *ctx, nokv_off off);
 int			nokv_vlog_pick_gc(const nokv_ctx *ctx, nokv_off off, double ratio,
 							  uint64_t *segment);
 

@@ -227,7 +227,14 @@ freeze_sweep(nokv_db *db, nokv_error *err, int *rc)
 	}
 
 	set_activity("freezing");
+	/* the filter freezes below both the horizon and the freeze limit */
 	horizon = GetOldestNonRemovableTransactionId(NULL);
+	{
+		TransactionId limit = XidFromFullTransactionId(next) - (TransactionId) (nokv_freeze_max_age / 2);
+
+		if (TransactionIdIsNormal(limit) && TransactionIdPrecedes(limit, horizon))
+			horizon = limit;
+	}
 	XLogFlush(GetXLogInsertRecPtr());
 	for (int cf = 0; cf < NOKV_CF_COUNT && *rc == NOKV_OK; cf++)
 		*rc = nokv_compact_range(db, cf, NULL, 0, NULL, 0, err);

@@ -1492,8 +1492,24 @@ trivial_move(nokv_db *db, compaction *c, nokv_error *err)
  * A job that fails before its version edit removes every output it wrote;
  * if nokv_log_and_apply itself fails the outputs are left for recovery.
  */
+static int	compaction_execute_job(nokv_db *db, compaction *c, nokv_error *err);
+
+/* relocation may append to the value log until the version is installed */
 static int
 compaction_execute(nokv_db *db, compaction *c, nokv_error *err)
+{
+	int			rc;
+
+	if (db->hdr->vlog == 0)
+		return compaction_execute_job(db, c, err);
+	nokv_vlog_appender_enter(&db->ctx, db->hdr->vlog);
+	rc = compaction_execute_job(db, c, err);
+	nokv_vlog_appender_leave(&db->ctx, db->hdr->vlog);
+	return rc;
+}
+
+static int
+compaction_execute_job(nokv_db *db, compaction *c, nokv_error *err)
 {
 	nokv_region_hdr *hdr = db->hdr;
 	job			j;

@@ -781,7 +781,7 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 							  (size_t) b->rep.len, (unsigned long long) slot_arena_size(db));
 
 	/* slow down before the hard stop, so writers degrade gradually */
-	if (atomic_load(&hdr->l0_files) >= hdr->opts.l0_slowdown_trigger)
+	if (atomic_load(&hdr->l0_files) >= hdr->opts.l0_slowdown_trigger && !db->inline_background)
 	{
 		struct timespec ts = {0, 1000000};
 
@@ -828,8 +828,15 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 			/* standalone without threads, or asked to: nobody else will make room */
 			nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
 			rc = nokv_flush_one(db, err);
-			if (rc == 0 && atomic_load(&hdr->l0_files) >= hdr->opts.l0_stop_trigger)
-				rc = nokv_compact_step(db, err);
+			/* inline work keeps level 0 small too: nobody else compacts */
+			if (rc >= 0 && (atomic_load(&hdr->l0_files) >= hdr->opts.l0_stop_trigger ||
+							(db->inline_background &&
+							 atomic_load(&hdr->l0_files) >= hdr->opts.l0_compaction_trigger)))
+			{
+				int			c = nokv_compact_step(db, err);
+
+				rc = c < 0 ? c : rc + c;
+			}
 			report_wait(db, 0);
 			if (rc < 0)
 				return -rc;
@@ -1164,8 +1171,24 @@ write_memtable_sst(nokv_db *db, nokv_off mt, uint64_t number, nokv_sst_props *pr
 	return nokv_sst_builder_finish(b, props, err);
 }
 
+static int flush_one(nokv_db *db, nokv_error *err);
+
+/* a flush may append to the value log until its version is installed */
 int
 nokv_flush_one(nokv_db *db, nokv_error *err)
+{
+	int			rc;
+
+	if (db->hdr->vlog == 0)
+		return flush_one(db, err);
+	nokv_vlog_appender_enter(&db->ctx, db->hdr->vlog);
+	rc = flush_one(db, err);
+	nokv_vlog_appender_leave(&db->ctx, db->hdr->vlog);
+	return rc;
+}
+
+static int
+flush_one(nokv_db *db, nokv_error *err)
 {
 	nokv_region_hdr *hdr = db->hdr;
 	nokv_mt_slot *slot = NULL;

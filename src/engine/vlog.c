@@ -93,6 +93,16 @@ typedef struct vlog_shared
 	uint64_t	dir_gen;		/* bumped per segment created */
 	uint64_t	dir_synced_gen; /* the directory is durable up to this */
 
+	/*
+	 * Flushes and compactions that may append to the value log and have
+	 * not yet installed their version: a segment they appended to may not
+	 * be referenced by any installed table yet, so GC must not collect it.
+	 * appender_floor is the active segment when the first of them began
+	 * (every segment they can touch is at or above it).
+	 */
+	int			appenders;
+	uint64_t	appender_floor;
+
 	/* statistics */
 	_Atomic uint64_t appends;
 	_Atomic uint64_t append_bytes;
@@ -278,6 +288,8 @@ nokv_vlog_shared_format(nokv_ctx *ctx, nokv_off off, const nokv_shared_options *
 	vs->max_segments = o->max_vlog_segments > 0 ? o->max_vlog_segments : 1;
 	vs->segment_size = o->vlog_segment_size;
 	vs->active_slot = -1;
+	vs->appenders = 0;
+	vs->appender_floor = UINT64_MAX;
 	vs->magic = VLOG_SHARED_MAGIC;
 }
 
@@ -1333,6 +1345,41 @@ nokv_vlog_list_segments(const nokv_ctx *ctx, nokv_off off, nokv_vlog_segment_inf
 	return n;
 }
 
+void
+nokv_vlog_appender_enter(const nokv_ctx *ctx, nokv_off off)
+{
+	vlog_shared *vs = shared_of(ctx, off);
+
+	vlock(ctx, true);
+	if (vs->appenders++ == 0)
+	{
+		uint64_t	floor = 1;
+
+		if (vs->active_slot >= 0)
+			floor = vs->slots[vs->active_slot].number;
+		else
+		{
+			/* the next segment created is numbered above every one listed */
+			for (int i = 0; i < vs->max_segments; i++)
+				if (vs->slots[i].state != SEG_FREE && vs->slots[i].number >= floor)
+					floor = vs->slots[i].number + 1;
+		}
+		vs->appender_floor = floor;
+	}
+	vunlock(ctx);
+}
+
+void
+nokv_vlog_appender_leave(const nokv_ctx *ctx, nokv_off off)
+{
+	vlog_shared *vs = shared_of(ctx, off);
+
+	vlock(ctx, true);
+	if (--vs->appenders == 0)
+		vs->appender_floor = UINT64_MAX;
+	vunlock(ctx);
+}
+
 int
 nokv_vlog_pick_gc(const nokv_ctx *ctx, nokv_off off, double ratio, uint64_t *segment)
 {
@@ -1346,7 +1393,8 @@ nokv_vlog_pick_gc(const nokv_ctx *ctx, nokv_off off, double ratio, uint64_t *seg
 		const vlog_slot *s = &vs->slots[i];
 		double		r;
 
-		if (s->state != SEG_LIVE || s->pending_delete || i == vs->active_slot)
+		if (s->state != SEG_LIVE || s->pending_delete || i == vs->active_slot ||
+			(vs->appenders > 0 && s->number >= vs->appender_floor))
 			continue;
 		r = nokv_vlog_discard_ratio(s->size, s->discard);
 		if (r < ratio)

@@ -23,10 +23,12 @@
  * snapshot cannot see.  SERIALIZABLE is refused: nokv takes no predicate
  * locks, and silently running it as REPEATABLE READ would be a lie.
  *
- * Compaction is the freezer (the host_mvcc compaction filter): a version
- * whose writer committed before the oldest xmin any snapshot may still
- * have becomes FROZEN and hides every older version; an aborted writer's
- * version is dropped.
+ * Compaction is the garbage collector and the freezer (the host_mvcc
+ * compaction filter): a version whose writer committed before the oldest
+ * xmin any snapshot may still have hides every older version, and once its
+ * xid is older than nokv.freeze_max_age / 2 it is also marked FROZEN so the
+ * commit log is never needed for it again; an aborted writer's version is
+ * dropped.
  *
  * src/extension/mvcc.c
  *-------------------------------------------------------------------------
@@ -290,6 +292,7 @@ nokv_mvcc_init(void)
 /* ---------- compaction: freezing and dropping ---------- */
 
 static TransactionId filter_horizon = InvalidTransactionId;
+static TransactionId filter_freeze_limit = InvalidTransactionId;
 static uint32 filter_calls = 0;
 static char *filter_buf = NULL;
 static size_t filter_buf_size = 0;
@@ -313,7 +316,15 @@ nokv_mvcc_compaction_filter(void *arg, const nokv_filter_entry *e,
 		return gone ? NOKV_FILTER_DELETE_KEY : NOKV_FILTER_KEEP_AS_BASE;
 
 	if ((filter_calls++ & 1023) == 0 || !TransactionIdIsValid(filter_horizon))
+	{
+		TransactionId next = XidFromFullTransactionId(ReadNextFullTransactionId());
+
 		filter_horizon = GetOldestNonRemovableTransactionId(NULL);
+		/* like vacuum_freeze_min_age: rewriting young values has no benefit */
+		filter_freeze_limit = next - (TransactionId) (nokv_freeze_max_age / 2);
+		if (!TransactionIdIsNormal(filter_freeze_limit))
+			filter_freeze_limit = FirstNormalTransactionId;
+	}
 	xid = XidFromFullTransactionId(h.xmin);
 	if (!TransactionIdIsNormal(xid))
 		return NOKV_FILTER_KEEP;
@@ -333,6 +344,14 @@ nokv_mvcc_compaction_filter(void *arg, const nokv_filter_entry *e,
 		return NOKV_FILTER_KEEP;
 	if (gone)
 		return NOKV_FILTER_DELETE_KEY;
+
+	/*
+	 * Visible to every snapshot: the base of its key.  Freezing rewrites the
+	 * value (moving a value-log value back inline), so only xids old enough
+	 * to matter for wraparound are frozen.
+	 */
+	if (!TransactionIdPrecedes(xid, filter_freeze_limit))
+		return NOKV_FILTER_KEEP_AS_BASE;
 
 	if (filter_buf_size < e->value_len)
 	{
