@@ -29,7 +29,10 @@ if [ "$(id -u)" -eq 0 ]; then
 	rm -rf "$copy/tmp_check"
 	chown -R "$user" "$copy"
 	echo "==> running as $user in $copy (logs: $copy/tmp_check/log)"
-	args=$(printf ' %q' "$@")
+	args=""
+	if [ $# -gt 0 ]; then
+		args=$(printf ' %q' "$@")
+	fi
 	envs=""
 	for v in PG_CONFIG PROVE_FLAGS PG_TEST_NOCLEAN PG_TEST_TIMEOUT_DEFAULT; do
 		if [ -n "${!v:-}" ]; then
