@@ -243,6 +243,16 @@ typedef struct nokv_options
 	/* per-process hooks (not stored in the region) */
 	nokv_compaction_filter_fn compaction_filter;
 	void	   *compaction_filter_arg;
+
+	/*
+	 * External-log mode, optional: called before a memtable is written to
+	 * an SST, once per log it holds entries of, with the highest position
+	 * it holds; the host makes its log durable up to there (an SST must not
+	 * outlive the log entries of its data).  Non-OK abandons the flush.
+	 */
+	int			(*before_flush) (void *arg, uint32_t log_id, uint64_t position,
+								 nokv_error *err);
+	void	   *before_flush_arg;
 	const nokv_platform *platform;	/* NULL: built-in pthread platform */
 } nokv_options;
 

@@ -13,9 +13,10 @@
  *
  * The flush worker also owns the engine's start-up (runtime.c): it opens
  * the engine if crash recovery did not, and it advances the WAL-retention
- * slot after every durable flush.  Before flushing a memtable it flushes
- * PostgreSQL's WAL up to the current insert position, so no SST ever
- * holds data of a transaction whose WAL a crash could still lose.
+ * slot after every durable flush.  Whoever flushes a memtable first
+ * flushes PostgreSQL's WAL up to the memtable's newest record (the
+ * engine's before_flush hook, runtime.c), so no SST ever holds data of a
+ * transaction whose WAL a crash could still lose.
  *
  * src/bgworkers/workers.c
  *-------------------------------------------------------------------------
@@ -149,7 +150,6 @@ flush_work(nokv_db *db, nokv_error *err, int *rc)
 		int			r;
 
 		set_activity("flushing");
-		XLogFlush(GetXLogInsertRecPtr());
 		r = nokv_flush_one(db, err);
 		if (r < 0)
 		{
@@ -235,7 +235,6 @@ freeze_sweep(nokv_db *db, nokv_error *err, int *rc)
 		if (TransactionIdIsNormal(limit) && TransactionIdPrecedes(limit, horizon))
 			horizon = limit;
 	}
-	XLogFlush(GetXLogInsertRecPtr());
 	for (int cf = 0; cf < NOKV_CF_COUNT && *rc == NOKV_OK; cf++)
 		*rc = nokv_compact_range(db, cf, NULL, 0, NULL, 0, err);
 	if (*rc != NOKV_OK)
@@ -350,6 +349,12 @@ nokv_worker_main(Datum main_arg)
 		/* more work may be pending: look again at once, unless it failed */
 		if (done > 0 && rc == NOKV_OK && kind != NOKV_WORKER_VLOG_GC)
 			continue;
+		if (rc != NOKV_OK)
+		{
+			/* back off: wake-ups from stalled writers must not make a busy loop */
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
+			continue;
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -314,6 +314,8 @@ handle_new(void *region, const nokv_options *opts)
 	db->ctx.heap = db->hdr->heap;
 	db->compaction_filter = opts->compaction_filter;
 	db->compaction_filter_arg = opts->compaction_filter_arg;
+	db->before_flush = opts->before_flush;
+	db->before_flush_arg = opts->before_flush_arg;
 	db->clock_ms = opts->clock_ms;
 	db->clock_arg = opts->clock_arg;
 	snprintf(db->dir, sizeof(db->dir), "%s", db->hdr->dir);
@@ -1242,6 +1244,25 @@ flush_one(nokv_db *db, nokv_error *err)
 	/* inserts that reserved space before the rotation may still be running */
 	while (atomic_load(&slot->writers) > 0)
 		sched_yield();
+
+	/* the host's log must be durable before an SST outlives it */
+	if (db->before_flush)
+	{
+		for (int l = 0; l < NOKV_MAX_EXTERNAL_LOGS; l++)
+		{
+			if (!(slot->ext_mask & (1ull << l)))
+				continue;
+			rc = db->before_flush(db->before_flush_arg, (uint32_t) l, slot->ext_position[l], err);
+			if (rc != NOKV_OK)
+			{
+				nokv_lock(&db->platform, NOKV_LOCK_MEMTABLES, true);
+				atomic_store(&slot->state, NOKV_MT_IMMUTABLE);
+				nokv_unlock(&db->platform, NOKV_LOCK_MEMTABLES);
+				atomic_store(&hdr->flush_running, 0);
+				return -rc;
+			}
+		}
+	}
 
 	number = nokv_new_file_number(db);
 	memset(&props, 0, sizeof(props));
@@ -2176,6 +2197,21 @@ recover(nokv_db *db, nokv_error *err)
 		atomic_store(&hdr->next_file_number, next);
 		hdr->log_number = st.log_number;
 		memcpy(hdr->ext_flushed, st.ext_position, sizeof(hdr->ext_flushed));
+		if (db->hdr->opts.external_log)
+		{
+			/*
+			 * The manifest's last_version may count batches whose log
+			 * entries a crash lost; the host assigns versions from its log
+			 * again, so start above what the tables actually hold.
+			 */
+			uint64_t	maxv = 0;
+
+			for (int lv = 0; lv < NOKV_MAX_LEVELS; lv++)
+				for (int f = 0; f < st.nfiles[lv]; f++)
+					if (st.files[lv][f].max_version > maxv)
+						maxv = st.files[lv][f].max_version;
+			st.last_version = maxv;
+		}
 		hdr->next_version = st.last_version + 1;
 		atomic_store(&hdr->last_version, st.last_version);
 		rc = nokv_version_install_state(db, &st, err);

@@ -445,17 +445,6 @@ nokv_sql_scan_text(PG_FUNCTION_ARGS)
 
 /* ---------- operations ---------- */
 
-/*
- * Memtables about to become SSTs must not hold data whose WAL a crash
- * could still lose: an SST would outlive its transaction's xid, which a
- * new transaction could then reuse.
- */
-static void
-flush_wal_first(void)
-{
-	XLogFlush(GetXLogInsertRecPtr());
-}
-
 /* nokv_flush(): write every memtable to an SST now */
 Datum
 nokv_sql_flush(PG_FUNCTION_ARGS)
@@ -464,7 +453,7 @@ nokv_sql_flush(PG_FUNCTION_ARGS)
 	nokv_error	err;
 	int			rc;
 
-	flush_wal_first();
+	/* the engine flushes the WAL of each memtable first (runtime.c) */
 	rc = nokv_flush_all(db, &err);
 	if (rc != NOKV_OK)
 		nokv_raise_engine_error(rc, &err, "flush");
@@ -494,7 +483,6 @@ nokv_sql_compact(PG_FUNCTION_ARGS)
 		lo = engine_key(PG_GETARG_VARLENA_PP(0), &lolen);
 	if (!PG_ARGISNULL(1))
 		hi = engine_key(PG_GETARG_VARLENA_PP(1), &hilen);
-	flush_wal_first();
 	for (int cf = 0; cf < NOKV_CF_COUNT && rc == NOKV_OK; cf++)
 	{
 		CHECK_FOR_INTERRUPTS();

@@ -127,6 +127,21 @@ pg_report_wait(void *arg, int wait_event)
 		pgstat_report_wait_end();
 }
 
+/*
+ * Before a memtable becomes an SST, the WAL of its records must be on disk:
+ * otherwise a crash could lose the records (and the transaction's xid,
+ * which a new transaction could then reuse) while the SST keeps the data.
+ * position is the end LSN of the memtable's newest record, a valid flush
+ * target.  During recovery the WAL being replayed is already on disk.
+ */
+static int
+pg_before_flush(void *arg, uint32_t log_id, uint64_t position, nokv_error *err)
+{
+	if (log_id == 0 && !RecoveryInProgress())
+		XLogFlush((XLogRecPtr) position);
+	return NOKV_OK;
+}
+
 /* ---------- settings -> engine options ---------- */
 
 const char *
@@ -163,6 +178,8 @@ nokv_engine_options(nokv_options *opts)
 	opts->compaction_threads = 0;
 	opts->compaction_filter = nokv_mvcc_compaction_filter;
 	opts->compaction_filter_arg = NULL;
+	opts->before_flush = pg_before_flush;
+	opts->before_flush_arg = NULL;
 	opts->platform = &pg_platform;
 }
 
