@@ -82,10 +82,6 @@ export PG_REGRESS="$regress"
 export TESTDIR=${TESTDIR:-$NOKV_ROOT}
 [ -w "$TESTDIR" ] || { echo "error: $TESTDIR is not writable by $(id -un); set TESTDIR" >&2; exit 2; }
 
-cd "$NOKV_ROOT"
-rm -rf "$TESTDIR/tmp_check"
-outdir="$TESTDIR/tmp_check/scenarios"
-mkdir -p "$outdir"
 
 selected()
 {
@@ -97,6 +93,21 @@ selected()
 	return 1
 }
 WANT=("$@")
+for want in "${WANT[@]}"; do
+	known=0
+	for entry in "${SCENARIOS[@]}"; do
+		[ "${entry%%|*}" = "$want" ] && known=1
+	done
+	if [ $known -eq 0 ]; then
+		echo "error: unknown scenario \"$want\"; known: $(printf '%s ' "${SCENARIOS[@]%%|*}")" >&2
+		exit 2
+	fi
+done
+
+cd "$NOKV_ROOT"
+rm -rf "$TESTDIR/tmp_check"
+outdir="$TESTDIR/tmp_check/scenarios"
+mkdir -p "$outdir"
 
 passed=0
 failed=0

@@ -83,6 +83,11 @@ sub scenario
 		}
 		pass("$what: load ran before the kill");
 
+		my $activity = $node->safe_psql('postgres', q{
+SELECT string_agg(name || '=' || value, ', ' ORDER BY name) FROM nokv_stats
+WHERE name IN ('value_log.gc.gc_runs', 'flush.completed', 'compaction.runs')});
+		note("$what: before the kill: $activity");
+
 		my $pid = $victim->($ops_pid);
 		my $caught = wait_running($pid, 5);
 		my $offset = log_position($node);
