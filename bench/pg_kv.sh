@@ -25,11 +25,12 @@
 #	sync		synchronous_commit on, off (PGOPTIONS, per pgbench run)
 #
 # with \set id random(1, KEYS), pgbench -n -M prepared.  Prints a table
-# (workload, clients, sync, heap TPS, nokv TPS, nokv/heap) and writes it,
-# with the machine, the versions and the settings, to
-# bench/results/pg_kv-<UTC date-time>.txt.  The instance is stopped and
-# deleted at the end.  See bench/README.md, "nokv vs heap inside
-# PostgreSQL".
+# (workload, clients, sync, heap TPS, nokv TPS, nokv/heap, and the server's
+# CPU per transaction for each) and writes it, with the machine, the
+# versions, the settings and a few lines per run, to
+# bench/results/pg_kv-<UTC date-time>.txt (not kept if the run fails).  The
+# instance is stopped and deleted at the end.  See bench/README.md, "SQL
+# key-value API against heap".
 #
 # The extension must be installed (make install) in the PostgreSQL 15 the
 # script runs.  PostgreSQL refuses to run as root: run as root, the script
@@ -43,6 +44,8 @@
 #	VALUE_SIZE	value bytes (default 100)
 #	CLIENTS		client counts to run (default "1 2")
 #	WORKLOADS	workloads to run, in this order (default "read upsert")
+#	NOKV_BLOCK_CACHE	nokv.block_cache_size, e.g. 256MB (default: not set, nokv's
+#				default of 64MB; shared_buffers is 256MB)
 #	PG_BIN		PostgreSQL binaries (default: PostgreSQL 15's bindir)
 #	TMPDIR		where the temporary instance goes (default /tmp)
 #
@@ -57,6 +60,7 @@ KEYS="${KEYS:-100000}"
 VALUE_SIZE="${VALUE_SIZE:-100}"
 CLIENTS="${CLIENTS:-1 2}"
 WORKLOADS="${WORKLOADS:-read upsert}"
+NOKV_BLOCK_CACHE="${NOKV_BLOCK_CACHE:-}"
 SYNC_MODES="on off"
 
 if [ -z "${PG_BIN:-}" ]; then
@@ -105,6 +109,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	runuser -u postgres -- env \
 		DURATION="$DURATION" KEYS="$KEYS" VALUE_SIZE="$VALUE_SIZE" \
 		CLIENTS="$CLIENTS" WORKLOADS="$WORKLOADS" PG_BIN="$PG_BIN" \
+		NOKV_BLOCK_CACHE="$NOKV_BLOCK_CACHE" \
 		TMPDIR="${TMPDIR:-/tmp}" PG_KV_RESULTS_DIR="$work/results" \
 		PG_KV_COMMAND="bench/pg_kv.sh (as root, run as postgres)" \
 		bash -c 'cd "$1" && exec bash ./pg_kv.sh' pg_kv.sh "$work" </dev/null
@@ -157,6 +162,10 @@ cleanup()
 		echo "---------- last lines of the server log ----------" >&2
 		tail -n 30 "$server_log" >&2 || true
 	fi
+	if [ "$rc" -ne 0 ] && [ -f "$results" ]; then
+		rm -f "$results"
+		echo "pg_kv.sh: the run failed, $results not kept" >&2
+	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -184,6 +193,9 @@ fsync = on
 max_wal_size = 4GB
 checkpoint_timeout = 30min
 EOF
+if [ -n "$NOKV_BLOCK_CACHE" ]; then
+	echo "nokv.block_cache_size = '$NOKV_BLOCK_CACHE'" >>"$pgdata/postgresql.conf"
+fi
 
 port=""
 for _ in 1 2 3 4 5; do
@@ -300,7 +312,7 @@ settings=$(psql_value "SELECT string_agg(name || '=' || current_setting(name), '
 	echo "# data directory: $fs ($fs_opts)"
 	echo "# postgresql: $(psql_value 'SELECT version()')"
 	echo "# nokv: extension $(psql_value "SELECT extversion FROM pg_extension WHERE extname = 'nokv'"), engine $(psql_value 'SELECT nokv_engine_version()'), $nokv_so md5 $nokv_md5 ($(date -u -r "$nokv_so" '+%Y-%m-%d %H:%M:%S UTC'))"
-	echo "# command: $command_line (DURATION=$DURATION KEYS=$KEYS VALUE_SIZE=$VALUE_SIZE CLIENTS=\"$CLIENTS\" WORKLOADS=\"$WORKLOADS\")"
+	echo "# command: $command_line (DURATION=$DURATION KEYS=$KEYS VALUE_SIZE=$VALUE_SIZE CLIENTS=\"$CLIENTS\" WORKLOADS=\"$WORKLOADS\" NOKV_BLOCK_CACHE=\"$NOKV_BLOCK_CACHE\")"
 	echo "# settings: $settings"
 	echo "# instance: initdb --locale=C --encoding=UTF8, 127.0.0.1:$port; pgbench connects over TCP"
 	echo "# data: keys 'k1' .. 'k$KEYS' (text), one fixed $VALUE_SIZE-byte value (hex digits), preloaded in both;"
@@ -310,7 +322,8 @@ settings=$(psql_value "SELECT string_agg(name || '=' || current_setting(name), '
 	echo "#   upsert: heap INSERT INTO kv (key, value) VALUES ('k' || :id, :val) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 	echo "#           nokv SELECT nokv_put('k' || :id, :val)   (every key exists: all upserts are updates)"
 	echo "# order: every combination runs heap then nokv back to back, each run after a CHECKPOINT; a \"before:\" line gives the"
-	echo "#   state each run starts from (heap: table and index size, dead tuples; nokv: the memtables a read searches and SST files per level)"
+	echo "#   state each run starts from (heap: table and index size, dead tuples; nokv: the memtables a read searches, SST files per level,"
+	echo "#   block cache use/capacity and its misses so far); nokv runs also get an \"after:\" line"
 	echo "# wal: from pg_stat_wal around each run (whole cluster, background writers included): bytes and full-page images per transaction, WAL syncs"
 	echo "# cpu: CPU seconds during each run (the machine has $(nproc) CPUs x $DURATION s): server = the instance's processes, pgbench = the client,"
 	echo "#   kernel = kernel threads (children of kthreadd: journal commits, writeback, ...) plus interrupt and softirq time (loopback TCP),"
@@ -368,6 +381,25 @@ cpu_snapshot()
 
 max_other_share=0
 
+# engine_state ENGINE: one line on what a run starts from (or ends with)
+engine_state()
+{
+	if [ "$1" = nokv ]; then
+		psql_value "SELECT 'memtables read=' || count(*) || ' (' || coalesce(sum(entries), 0) || ' entries, ' ||
+			round(coalesce(sum(bytes_used), 0) / 1048576.0, 1) || ' MiB) ssts=' ||
+			coalesce((SELECT string_agg('L' || level || ':' || files, ',' ORDER BY level)
+					  FROM nokv_levels WHERE files > 0), 'none') ||
+			' block_cache=' || (SELECT round(value / 1048576) FROM nokv_stats WHERE name = 'cache.block_bytes') ||
+			'/' || (SELECT round(value / 1048576) FROM nokv_stats WHERE name = 'cache.block_capacity') || ' MiB' ||
+			' block_misses=' || (SELECT value::bigint FROM nokv_stats WHERE name = 'cache.block_misses')
+			FROM nokv_memtables WHERE state IN ('active', 'immutable', 'flushing')"
+	else
+		psql_value "SELECT 'table=' || pg_relation_size('kv') / 1048576 || ' MiB index=' ||
+			pg_relation_size('kv_pkey') / 1048576 || ' MiB n_dead_tup=' || n_dead_tup ||
+			' autovacuums=' || autovacuum_count FROM pg_stat_user_tables WHERE relname = 'kv'"
+	fi
+}
+
 # run_pgbench ENGINE WORKLOAD CLIENTS SYNC: sets TPS and CPU_US, appends
 # detail lines
 run_pgbench()
@@ -376,20 +408,8 @@ run_pgbench()
 	local wal_b0 fpi0 sync0 wal_b1 fpi1 sync1 cpu0 cpu1 busy0 srv0 cli0 kern0 busy1 srv1 cli1 kern1 other share t0 t1
 
 	psql_value 'CHECKPOINT' >/dev/null
-	if [ "$engine" = nokv ]; then
-		printf '# %s %s -c %d sync=%s: before: %s\n' "$workload" "$engine" "$clients" "$sync" \
-			"$(psql_value "SELECT 'memtables read=' || count(*) || ' (' || coalesce(sum(entries), 0) || ' entries, ' ||
-				round(coalesce(sum(bytes_used), 0) / 1048576.0, 1) || ' MiB) ssts=' ||
-				coalesce((SELECT string_agg('L' || level || ':' || files, ',' ORDER BY level)
-						  FROM nokv_levels WHERE files > 0), 'none')
-				FROM nokv_memtables WHERE state IN ('active', 'immutable', 'flushing')")" | tee -a "$results"
-	else
-		printf '# %s %s -c %d sync=%s: before: %s\n' "$workload" "$engine" "$clients" "$sync" \
-			"$(psql_value "SELECT 'table=' || pg_relation_size('kv') / 1048576 || ' MiB index=' ||
-				pg_relation_size('kv_pkey') / 1048576 || ' MiB n_dead_tup=' || n_dead_tup ||
-				' autovacuums=' || autovacuum_count FROM pg_stat_user_tables WHERE relname = 'kv'")" |
-			tee -a "$results"
-	fi
+	printf '# %s %s -c %d sync=%s: before: %s\n' "$workload" "$engine" "$clients" "$sync" \
+		"$(engine_state "$engine")" | tee -a "$results"
 	before=$(wal_snapshot)
 	cpu0=$(cpu_snapshot)
 	t0=$(date +%s%N)
@@ -426,6 +446,10 @@ run_pgbench()
 	# share of the machine's CPU time over the run
 	share=$((100 * other * 1000000 / (CLK_TCK * ((t1 - t0) / 1000) * $(nproc))))
 	[ "$share" -le "$max_other_share" ] || max_other_share=$share
+	if [ "$engine" = nokv ]; then
+		printf '# %s %s -c %d sync=%s: after: %s\n' "$workload" "$engine" "$clients" "$sync" \
+			"$(engine_state "$engine")" | tee -a "$results"
+	fi
 	# server CPU (backends and background processes) per transaction
 	CPU_US=$(awk -v t="$((srv1 - srv0))" -v hz="$CLK_TCK" -v n="$txns" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
 	read -r wal_b0 fpi0 sync0 <<<"$before"
