@@ -18,6 +18,12 @@ SELECT * FROM nokv_scan('a', 'b', cf => 'nope');
 SELECT nokv_put('k', 'v', interval '0 seconds');
 SELECT nokv_put('k', 'v', interval '-1 hour');
 
+-- an expiry beyond the timestamptz range (22008); a sub-millisecond ttl is rounded up, not refused
+SELECT nokv_put('k', 'v', interval '1000000 years');
+SELECT nokv_put('k', 'v', interval '178000000 years');
+SELECT nokv_put('tiny_ttl', 'v', interval '1 microsecond');
+SELECT nokv_delete('tiny_ttl'::text) IS NOT NULL AS handled;
+
 -- oversized keys and values (54000)
 SELECT nokv_put(repeat('k', 70000), 'v');
 SELECT nokv_get(repeat('k', 70000));

@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/int.h"
 #include "access/xlog.h"
 #include "datatype/timestamp.h"
 #include "fmgr.h"
@@ -41,6 +42,9 @@ PG_FUNCTION_INFO_V1(nokv_sql_compact);
 PG_FUNCTION_INFO_V1(nokv_sql_vlog_gc);
 
 #define MAX_USER_KEY (NOKV_MAX_KEY_SIZE - 1)
+
+/* beyond any timestamptz anyway; keeps days * USECS_PER_DAY in range */
+#define MAX_TTL_DAYS ((int64) 100000000)
 
 /* milliseconds between the Unix and PostgreSQL epochs */
 #define EPOCH_SHIFT_MS \
@@ -103,18 +107,33 @@ ttl_arg(FunctionCallInfo fcinfo, int n)
 {
 	Interval   *ttl;
 	int64		ms;
+	int64		us;
+	int64		days;
+	TimestampTz expires;
 
 	if (PG_ARGISNULL(n))
 		return 0;
 	ttl = PG_GETARG_INTERVAL_P(n);
-	ms = ttl->time / 1000 + (int64) ttl->day * SECS_PER_DAY * 1000 +
-		(int64) ttl->month * DAYS_PER_MONTH * SECS_PER_DAY * 1000;
-	if (ms <= 0)
+	/* months as 30 days, as interval comparison does */
+	days = (int64) ttl->day + (int64) ttl->month * DAYS_PER_MONTH;
+	if (days > MAX_TTL_DAYS || days < -MAX_TTL_DAYS ||
+		pg_add_s64_overflow(ttl->time, days * USECS_PER_DAY, &us))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("ttl puts the expiry beyond the range of timestamp with time zone")));
+	if (us <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ttl must be positive"),
 				 errhint("Use nokv_delete to remove a key now.")));
-	return (uint64) (GetCurrentTimestamp() / 1000 + EPOCH_SHIFT_MS) + (uint64) ms;
+	/* expiry has millisecond resolution: round up so a tiny ttl still expires later */
+	ms = (us + 999) / 1000;
+	if (pg_add_s64_overflow(GetCurrentTimestamp(), ms * 1000, &expires) ||
+		!IS_VALID_TIMESTAMP(expires))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("ttl puts the expiry beyond the range of timestamp with time zone")));
+	return (uint64) (expires / 1000 + EPOCH_SHIFT_MS);
 }
 
 static TimestampTz
