@@ -8,7 +8,8 @@
 # (-std=gnu11 -Werror -fPIC) into build/release/libnokv_engine.a.  The
 # engine sources never include postgres.h; only src/extension does.
 #
-#	make && make install		build and install the extension
+#	make && make install		build and install the extension; the install
+#								script is src/sql/*.sql concatenated
 #	make installcheck			pg_regress (sql/, expected/) on a temporary
 #								instance configured by test/nokv.conf
 #	make engine					engine library and unit tests (release)
@@ -22,10 +23,12 @@
 
 MODULE_big = nokv
 EXTENSION = nokv
-DATA = sql/nokv--0.1.sql
+# the install script is the concatenation of src/sql/*.sql, one per surface
+DATA_built = build/sql/nokv--0.1.sql
 PGFILEDESC = "nokv - LSM storage engine for PostgreSQL"
 
-OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/extension/*.c src/bgworkers/*.c)))
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/extension/*.c src/bgworkers/*.c \
+	src/tableam/*.c src/fdw/*.c src/gateway/*.c)))
 
 REGRESS = version kv_api kv_errors views permissions
 REGRESS_OPTS = --temp-config=$(srcdir)/test/nokv.conf --temp-instance=./tmp_check
@@ -40,6 +43,9 @@ PG_CFLAGS = -Werror
 SHLIB_LINK = $(ENGINE_LIB) -llz4 -lpthread
 
 EXTRA_CLEAN = tmp_check tmp_check_iso output_iso
+
+# each surface adds its own REGRESS / ISOLATION tests in mk/parts/*.mk
+include $(sort $(wildcard $(srcdir)/mk/parts/*.mk))
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -56,6 +62,12 @@ engine-lib:
 $(ENGINE_LIB): engine-lib ;
 
 $(shlib): $(ENGINE_LIB)
+
+SQL_PARTS = $(sort $(wildcard $(srcdir)/src/sql/*.sql))
+
+build/sql/nokv--0.1.sql: $(SQL_PARTS)
+	@mkdir -p build/sql
+	cat $(SQL_PARTS) > $@
 
 .PHONY: engine engine-check engine-asan-check engine-clean fuzz bench demo cli install-cli
 

@@ -4,10 +4,9 @@
  *	  The SQL key-value API: nokv_put, nokv_get, nokv_delete, nokv_scan and
  *	  the operations nokv_flush, nokv_compact and nokv_vlog_gc.
  *
- * Keys live in the engine's key-value namespace (first key byte
- * NOKV_NS_KV), shared with the foreign data wrapper and the RESP gateway,
- * in one of the engine's column families.  Every write is transactional
- * (see mvcc.c): it is logged in PostgreSQL's WAL with the transaction's
+ * Keys live in the engine's key-value namespace (kv.c), shared with the
+ * foreign data wrapper and the RESP gateway, in one of the engine's column
+ * families.  Every write is transactional (see mvcc.c): it is logged in PostgreSQL's WAL with the transaction's
  * xid and disappears on ROLLBACK.  The bytea and text variants share the
  * C functions; text results are checked against the database encoding
  * because a key or value may have been written as bytea.
@@ -41,14 +40,8 @@ PG_FUNCTION_INFO_V1(nokv_sql_flush);
 PG_FUNCTION_INFO_V1(nokv_sql_compact);
 PG_FUNCTION_INFO_V1(nokv_sql_vlog_gc);
 
-#define MAX_USER_KEY (NOKV_MAX_KEY_SIZE - 1)
-
 /* beyond any timestamptz anyway; keeps days * USECS_PER_DAY in range */
 #define MAX_TTL_DAYS ((int64) 100000000)
-
-/* milliseconds between the Unix and PostgreSQL epochs */
-#define EPOCH_SHIFT_MS \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000)
 
 /* ---------- arguments ---------- */
 
@@ -64,42 +57,16 @@ require_arg(FunctionCallInfo fcinfo, int n, const char *name)
 static int
 cf_arg(FunctionCallInfo fcinfo, int n)
 {
-	char	   *name;
-	int			cf;
-
 	require_arg(fcinfo, n, "column family");
-	name = text_to_cstring(PG_GETARG_TEXT_PP(n));
-	cf = nokv_cf_from_name(name);
-	if (cf < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown column family \"%s\"", name),
-				 errhint("The column families are default, lock and write.")));
-	return cf;
+	return nokv_kv_cf(text_to_cstring(PG_GETARG_TEXT_PP(n)));
 }
 
-/* the engine key: namespace byte + the user's key */
 static char *
-engine_key(struct varlena *k, size_t *len)
+key_arg(FunctionCallInfo fcinfo, int n, size_t *klen)
 {
-	size_t		ulen = VARSIZE_ANY_EXHDR(k);
-	char	   *key;
+	struct varlena *k = PG_GETARG_VARLENA_PP(n);
 
-	if (ulen > MAX_USER_KEY)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("nokv key of %zu bytes exceeds the maximum of %d bytes", ulen, MAX_USER_KEY)));
-	key = palloc(ulen + 1);
-	key[0] = NOKV_NS_KV;
-	memcpy(key + 1, VARDATA_ANY(k), ulen);
-	*len = ulen + 1;
-	return key;
-}
-
-static Snapshot
-read_snapshot(void)
-{
-	return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	return nokv_kv_key(VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k), klen);
 }
 
 static uint64
@@ -133,13 +100,7 @@ ttl_arg(FunctionCallInfo fcinfo, int n)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("ttl puts the expiry beyond the range of timestamp with time zone")));
-	return (uint64) (expires / 1000 + EPOCH_SHIFT_MS);
-}
-
-static TimestampTz
-expiry_to_timestamptz(uint64 ms)
-{
-	return ((int64) ms - EPOCH_SHIFT_MS) * 1000;
+	return nokv_kv_timestamptz_to_expiry(expires);
 }
 
 static void
@@ -152,52 +113,17 @@ check_text(const char *data, size_t len, const char *what)
 				 errhint("Read it with the bytea variant of the function.")));
 }
 
+static bytea *
+make_bytea(const char *data, size_t len)
+{
+	bytea	   *result = (bytea *) palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(result, VARHDRSZ + len);
+	memcpy(VARDATA(result), data, len);
+	return result;
+}
+
 /* ---------- writes ---------- */
-
-/* write one version of (cf, key): a value, or a delete when value is NULL */
-static void
-write_version(nokv_db *db, int cf, const char *key, size_t klen,
-			  const char *value, size_t vlen, uint64 expires_at)
-{
-	nokv_batch *b;
-	char	   *rec;
-	int			rc;
-
-	rec = palloc(NOKV_VH_SIZE + vlen);
-	nokv_vh_encode(rec, value ? 0 : NOKV_VH_DELETED, GetCurrentFullTransactionId(),
-				   GetCurrentCommandId(true));
-	if (vlen)
-		memcpy(rec + NOKV_VH_SIZE, value, vlen);
-	b = nokv_batch_new();
-	PG_TRY();
-	{
-		rc = nokv_batch_put_ttl(b, cf, key, klen, rec, NOKV_VH_SIZE + vlen, expires_at);
-		if (rc != NOKV_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("nokv value of %zu bytes is too large", vlen)));
-		nokv_xlog_write(db, b);
-	}
-	PG_FINALLY();
-	{
-		nokv_batch_free(b);
-	}
-	PG_END_TRY();
-	pfree(rec);
-}
-
-static void
-check_value_size(size_t klen, size_t vlen)
-{
-	size_t		limit = (size_t) nokv_memtable_size_kb * 1024 / 2;
-
-	if (klen + vlen + NOKV_VH_SIZE + 64 > limit || vlen > NOKV_MAX_VALUE_SIZE - NOKV_VH_SIZE)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("nokv value of %zu bytes is too large", vlen),
-				 errdetail("A key and value together must fit in half a memtable (nokv.memtable_size)."),
-				 errhint("Raise nokv.memtable_size or split the value.")));
-}
 
 /*
  * nokv_put(key, value, ttl interval DEFAULT NULL, cf text DEFAULT 'default')
@@ -205,7 +131,6 @@ check_value_size(size_t klen, size_t vlen)
 Datum
 nokv_sql_put(PG_FUNCTION_ARGS)
 {
-	nokv_db    *db;
 	struct varlena *val;
 	char	   *key;
 	size_t		klen;
@@ -214,79 +139,55 @@ nokv_sql_put(PG_FUNCTION_ARGS)
 
 	require_arg(fcinfo, 0, "key");
 	require_arg(fcinfo, 1, "value");
-	key = engine_key(PG_GETARG_VARLENA_PP(0), &klen);
+	key = key_arg(fcinfo, 0, &klen);
 	val = PG_GETARG_VARLENA_PP(1);
 	expires_at = ttl_arg(fcinfo, 2);
 	cf = cf_arg(fcinfo, 3);
-	check_value_size(klen, VARSIZE_ANY_EXHDR(val));
-
-	db = nokv_engine();
-	nokv_mvcc_begin_write();
-	nokv_mvcc_lock_key(db, cf, key, klen);
-	write_version(db, cf, key, klen, VARDATA_ANY(val), VARSIZE_ANY_EXHDR(val), expires_at);
-	nokv_mvcc_unlock_key(cf, key, klen);
+	nokv_kv_put(nokv_engine(), cf, key, klen, VARDATA_ANY(val), VARSIZE_ANY_EXHDR(val),
+				expires_at);
 	PG_RETURN_VOID();
+}
+
+/*
+ * nokv_delete(key, cf text DEFAULT 'default') returns boolean
+ *
+ * True if the key had a value, which is now deleted: the newest committed
+ * one after waiting for a concurrent writer (READ COMMITTED), which under
+ * REPEATABLE READ is the one the snapshot sees or a serialization error.
+ */
+Datum
+nokv_sql_delete(PG_FUNCTION_ARGS)
+{
+	char	   *key;
+	size_t		klen;
+	int			cf;
+
+	require_arg(fcinfo, 0, "key");
+	key = key_arg(fcinfo, 0, &klen);
+	cf = cf_arg(fcinfo, 1);
+	PG_RETURN_BOOL(nokv_kv_delete(nokv_engine(), cf, key, klen));
 }
 
 /* ---------- reads ---------- */
 
-/* the value of (cf, key) the current snapshot sees, palloc'd; NULL if none */
-static char *
-read_value(nokv_db *db, int cf, const char *key, size_t klen, size_t *len)
-{
-	nokv_read_options ro;
-	nokv_error	err;
-	NokvVersionHeader h;
-	char	   *raw = NULL;
-	char	   *out;
-	size_t		rawlen;
-	int			rc;
-
-	nokv_read_options_init(&ro);
-	ro.visible = nokv_mvcc_visible;
-	ro.visible_arg = read_snapshot();
-	rc = nokv_get(db, &ro, cf, key, klen, &raw, &rawlen, &err);
-	if (rc == NOKV_NOT_FOUND)
-		return NULL;
-	if (rc != NOKV_OK)
-		nokv_raise_engine_error(rc, &err, "read");
-	if (!nokv_vh_decode(raw, rawlen, &h) || (h.flags & NOKV_VH_DELETED))
-	{
-		free(raw);
-		return NULL;
-	}
-	*len = rawlen - NOKV_VH_SIZE;
-	out = palloc(*len + 1);
-	memcpy(out, raw + NOKV_VH_SIZE, *len);
-	free(raw);
-	return out;
-}
-
 static Datum
 get_common(FunctionCallInfo fcinfo, bool as_text)
 {
-	nokv_db    *db;
 	char	   *key;
 	char	   *val;
 	size_t		klen;
 	size_t		vlen = 0;
 	int			cf;
-	bytea	   *result;
 
 	require_arg(fcinfo, 0, "key");
-	key = engine_key(PG_GETARG_VARLENA_PP(0), &klen);
+	key = key_arg(fcinfo, 0, &klen);
 	cf = cf_arg(fcinfo, 1);
-	nokv_mvcc_check_access();
-	db = nokv_engine();
-	val = read_value(db, cf, key, klen, &vlen);
+	val = nokv_kv_get(nokv_engine(), cf, key, klen, NULL, &vlen, NULL);
 	if (val == NULL)
 		PG_RETURN_NULL();
 	if (as_text)
 		check_text(val, vlen, "value");
-	result = (bytea *) palloc(VARHDRSZ + vlen);
-	SET_VARSIZE(result, VARHDRSZ + vlen);
-	memcpy(VARDATA(result), val, vlen);
-	PG_RETURN_POINTER(result);
+	PG_RETURN_BYTEA_P(make_bytea(val, vlen));
 }
 
 /* nokv_get(key bytea, cf text DEFAULT 'default') returns bytea */
@@ -303,67 +204,26 @@ nokv_sql_get_text(PG_FUNCTION_ARGS)
 	return get_common(fcinfo, true);
 }
 
-/*
- * nokv_delete(key, cf text DEFAULT 'default') returns boolean
- *
- * True if the key had a value, which is now deleted: the newest committed
- * one after waiting for a concurrent writer (READ COMMITTED), which under
- * REPEATABLE READ is the one the snapshot sees or a serialization error.
- */
-Datum
-nokv_sql_delete(PG_FUNCTION_ARGS)
-{
-	nokv_db    *db;
-	char	   *key;
-	size_t		klen;
-	int			cf;
-	bool		existed;
-
-	require_arg(fcinfo, 0, "key");
-	key = engine_key(PG_GETARG_VARLENA_PP(0), &klen);
-	cf = cf_arg(fcinfo, 1);
-	db = nokv_engine();
-	nokv_mvcc_begin_write();
-	existed = nokv_mvcc_lock_key(db, cf, key, klen);
-	if (existed)
-		write_version(db, cf, key, klen, NULL, 0, 0);
-	nokv_mvcc_unlock_key(cf, key, klen);
-	PG_RETURN_BOOL(existed);
-}
-
 /* ---------- scans ---------- */
 
 static void
 scan_common(FunctionCallInfo fcinfo, bool as_text)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	nokv_db    *db;
-	nokv_read_options ro;
-	nokv_iter  *it;
-	char	   *lo;
-	char	   *hi;
-	size_t		lolen;
-	size_t		hilen;
+	NokvKvIter *it;
+	NokvKvEntry e;
+	char	   *lo = NULL;
+	char	   *hi = NULL;
+	size_t		lolen = 0;
+	size_t		hilen = 0;
 	int64		limit = -1;
 	int64		rows = 0;
 	int			cf;
 
 	if (!PG_ARGISNULL(0))
-		lo = engine_key(PG_GETARG_VARLENA_PP(0), &lolen);
-	else
-	{
-		lo = palloc(1);
-		lo[0] = NOKV_NS_KV;
-		lolen = 1;
-	}
+		lo = key_arg(fcinfo, 0, &lolen);
 	if (!PG_ARGISNULL(1))
-		hi = engine_key(PG_GETARG_VARLENA_PP(1), &hilen);
-	else
-	{
-		hi = palloc(1);
-		hi[0] = NOKV_NS_KV + 1;
-		hilen = 1;
-	}
+		hi = key_arg(fcinfo, 1, &hilen);
 	if (!PG_ARGISNULL(2))
 	{
 		limit = PG_GETARG_INT64(2);
@@ -374,77 +234,33 @@ scan_common(FunctionCallInfo fcinfo, bool as_text)
 	}
 	cf = cf_arg(fcinfo, 3);
 	nokv_mvcc_check_access();
-	db = nokv_engine();
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (limit == 0)
 		return;
 
-	nokv_read_options_init(&ro);
-	ro.visible = nokv_mvcc_visible;
-	ro.visible_arg = read_snapshot();
-	ro.lower_bound = lo;
-	ro.lower_len = lolen;
-	ro.upper_bound = hi;
-	ro.upper_len = hilen;
-	it = nokv_iter_new(db, &ro, cf);
-	if (it == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	PG_TRY();
+	it = nokv_kv_iter_begin(nokv_engine(), cf, lo, lolen, hi, hilen, NULL);
+	while (nokv_kv_iter_next(it, &e))
 	{
-		nokv_error	err;
-		int			rc;
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
 
-		for (nokv_iter_seek(it, lo, lolen); nokv_iter_valid(it); nokv_iter_next(it))
+		if (as_text)
 		{
-			size_t		klen;
-			size_t		vlen;
-			const char *k = nokv_iter_key(it, &klen);
-			const char *v = nokv_iter_value(it, &vlen);
-			uint64		expires = nokv_iter_expires_at(it);
-			NokvVersionHeader h;
-			Datum		values[3];
-			bool		nulls[3] = {false, false, false};
-			bytea	   *kd;
-			bytea	   *vd;
-
-			CHECK_FOR_INTERRUPTS();
-			if (!nokv_vh_decode(v, vlen, &h) || (h.flags & NOKV_VH_DELETED))
-				continue;
-			k++;
-			klen--;
-			v += NOKV_VH_SIZE;
-			vlen -= NOKV_VH_SIZE;
-			if (as_text)
-			{
-				check_text(k, klen, "key");
-				check_text(v, vlen, "value");
-			}
-			kd = (bytea *) palloc(VARHDRSZ + klen);
-			SET_VARSIZE(kd, VARHDRSZ + klen);
-			memcpy(VARDATA(kd), k, klen);
-			vd = (bytea *) palloc(VARHDRSZ + vlen);
-			SET_VARSIZE(vd, VARHDRSZ + vlen);
-			memcpy(VARDATA(vd), v, vlen);
-			values[0] = PointerGetDatum(kd);
-			values[1] = PointerGetDatum(vd);
-			if (expires)
-				values[2] = TimestampTzGetDatum(expiry_to_timestamptz(expires));
-			else
-				nulls[2] = true;
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-			if (limit > 0 && ++rows >= limit)
-				break;
+			check_text(e.key, e.key_len, "key");
+			check_text(e.value, e.value_len, "value");
 		}
-		rc = nokv_iter_status(it, &err);
-		if (rc != NOKV_OK)
-			nokv_raise_engine_error(rc, &err, "scan");
+		values[0] = PointerGetDatum(make_bytea(e.key, e.key_len));
+		values[1] = PointerGetDatum(make_bytea(e.value, e.value_len));
+		if (e.expires_at)
+			values[2] = TimestampTzGetDatum(nokv_kv_expiry_to_timestamptz(e.expires_at));
+		else
+			nulls[2] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		if (limit > 0 && ++rows >= limit)
+			break;
 	}
-	PG_FINALLY();
-	{
-		nokv_iter_free(it);
-	}
-	PG_END_TRY();
+	nokv_kv_iter_end(it);
 }
 
 /* nokv_scan(start, stop, limit bigint DEFAULT NULL, cf text DEFAULT 'default') */
@@ -499,9 +315,9 @@ nokv_sql_compact(PG_FUNCTION_ARGS)
 	int			rc = NOKV_OK;
 
 	if (!PG_ARGISNULL(0))
-		lo = engine_key(PG_GETARG_VARLENA_PP(0), &lolen);
+		lo = key_arg(fcinfo, 0, &lolen);
 	if (!PG_ARGISNULL(1))
-		hi = engine_key(PG_GETARG_VARLENA_PP(1), &hilen);
+		hi = key_arg(fcinfo, 1, &hilen);
 	for (int cf = 0; cf < NOKV_CF_COUNT && rc == NOKV_OK; cf++)
 	{
 		CHECK_FOR_INTERRUPTS();

@@ -149,6 +149,8 @@ _PG_init(void)
 	nokv_mvcc_init();
 	nokv_runtime_init();
 	nokv_workers_register();
+	nokv_tableam_init();
+	nokv_gateway_init();
 }
 
 PG_FUNCTION_INFO_V1(nokv_engine_version);

@@ -182,9 +182,84 @@ extern nokv_filter_decision nokv_mvcc_compaction_filter(void *arg, const nokv_fi
 														const char **new_value, size_t *new_len);
 extern void nokv_mvcc_init(void);
 
-/* ---------- key-value namespace (kv_funcs.c) ---------- */
+/* ---------- key-value namespace (kv.c) ---------- */
 
-/* first byte of every engine key written by the SQL API, FDW and gateway */
+/*
+ * First byte of every engine key written by the SQL API, the FDW and the
+ * gateway (the user's key follows); table rows use other first bytes.
+ */
 #define NOKV_NS_KV 0x00
+#define NOKV_KV_MAX_KEY (NOKV_MAX_KEY_SIZE - 1)
+
+/* column family by name; ERROR (22023) if unknown */
+extern int	nokv_kv_cf(const char *name);
+/* the engine key of a user key, palloc'd; ERROR (54000) if too long */
+extern char *nokv_kv_key(const char *ukey, size_t ulen, size_t *klen);
+/* ERROR (54000) unless a value of vlen bytes fits under an engine key of klen */
+extern void nokv_kv_check_value_size(size_t klen, size_t vlen);
+extern size_t nokv_kv_max_value_size(size_t klen);
+
+/* expiries are milliseconds since the Unix epoch, 0 = none */
+extern uint64 nokv_kv_now_ms(void);
+extern TimestampTz nokv_kv_expiry_to_timestamptz(uint64 ms);
+extern uint64 nokv_kv_timestamptz_to_expiry(TimestampTz t);
+/* the active snapshot, or the transaction snapshot */
+extern Snapshot nokv_kv_read_snapshot(void);
+
+/*
+ * Writes.  nokv_kv_lock serializes with the other writers of (cf, key):
+ * it takes the key's lock, waits for an in-progress writer to finish and,
+ * under REPEATABLE READ, fails with 40001 if a writer the snapshot cannot
+ * see committed.  It returns whether the newest committed version is live
+ * (not deleted, not expired); a snapshot taken after it sees that version.
+ * Between lock and unlock the caller may read and write the key any
+ * number of times (nokv_kv_write_locked: value NULL = delete).  Keys are
+ * engine keys (nokv_kv_key).
+ */
+extern bool nokv_kv_lock(nokv_db *db, int cf, const char *key, size_t klen);
+extern void nokv_kv_unlock(int cf, const char *key, size_t klen);
+extern void nokv_kv_write_locked(nokv_db *db, int cf, const char *key, size_t klen,
+								 const char *value, size_t vlen, uint64 expires_at);
+extern void nokv_kv_put(nokv_db *db, int cf, const char *key, size_t klen,
+						const char *value, size_t vlen, uint64 expires_at);
+/* true if the key had a live value, now deleted */
+extern bool nokv_kv_delete(nokv_db *db, int cf, const char *key, size_t klen);
+
+/*
+ * The value of (cf, key) visible to snap (NULL: the read snapshot),
+ * palloc'd and NUL-terminated; NULL if none.  *expires_at if not NULL.
+ */
+extern char *nokv_kv_get(nokv_db *db, int cf, const char *key, size_t klen,
+						 Snapshot snap, size_t *vlen, uint64 *expires_at);
+
+/*
+ * Iteration in key order over engine keys [lo, hi) (NULL: the namespace's
+ * start / end) as of snap.  Entries carry user keys (namespace byte
+ * stripped) and point into the iterator until the next call.  The engine
+ * iterator is freed by nokv_kv_iter_end or when the memory context that
+ * was current at begin is reset or deleted (so an ERROR leaks nothing).
+ */
+typedef struct NokvKvIter NokvKvIter;
+typedef struct NokvKvEntry
+{
+	const char *key;
+	size_t		key_len;
+	const char *value;
+	size_t		value_len;
+	uint64		expires_at;
+} NokvKvEntry;
+
+extern NokvKvIter *nokv_kv_iter_begin(nokv_db *db, int cf, const char *lo, size_t lolen,
+									  const char *hi, size_t hilen, Snapshot snap);
+extern void nokv_kv_iter_seek(NokvKvIter *ki, const char *key, size_t klen);
+extern bool nokv_kv_iter_next(NokvKvIter *ki, NokvKvEntry *e);
+extern void nokv_kv_iter_end(NokvKvIter *ki);
+
+/* ---------- modules with their own directories ---------- */
+
+/* src/gateway: the RESP gateway's settings and worker (called by _PG_init) */
+extern void nokv_gateway_init(void);
+/* src/tableam: hooks of the table access method (called by _PG_init) */
+extern void nokv_tableam_init(void);
 
 #endif							/* NOKV_PG_H */

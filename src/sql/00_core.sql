@@ -1,4 +1,4 @@
-/* sql/nokv--0.1.sql */
+/* src/sql/00_core.sql: the engine, the key-value API, operations, views */
 
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION nokv" to load this file. \quit

@@ -1,0 +1,16 @@
+/*-------------------------------------------------------------------------
+ *
+ * gateway.c
+ *	  The RESP (Redis protocol) gateway: settings and background worker.
+ *
+ * src/gateway/gateway.c
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "nokv_pg.h"
+
+void
+nokv_gateway_init(void)
+{
+}
