@@ -331,6 +331,7 @@ nokv_kv_iter_next(NokvKvIter *ki, NokvKvEntry *e)
 		e->value = v + NOKV_VH_SIZE;
 		e->value_len = vlen - NOKV_VH_SIZE;
 		e->expires_at = nokv_iter_expires_at(ki->it);
+		e->version = nokv_iter_version(ki->it);
 		return true;
 	}
 	rc = nokv_iter_status(ki->it, &err);

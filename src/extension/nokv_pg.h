@@ -247,6 +247,7 @@ typedef struct NokvKvEntry
 	const char *value;
 	size_t		value_len;
 	uint64		expires_at;
+	uint64		version;		/* engine version (WAL end LSN) of this value */
 } NokvKvEntry;
 
 extern NokvKvIter *nokv_kv_iter_begin(nokv_db *db, int cf, const char *lo, size_t lolen,
@@ -259,6 +260,9 @@ extern void nokv_kv_iter_end(NokvKvIter *ki);
 
 /* src/gateway: the RESP gateway's settings and worker (called by _PG_init) */
 extern void nokv_gateway_init(void);
+/* src/gateway: the gateway's rows of the nokv_stats view */
+typedef void (*NokvStatEmit) (void *arg, const nokv_stat *s);
+extern void nokv_gateway_stats(NokvStatEmit emit, void *arg);
 /* src/tableam: hooks of the table access method (called by _PG_init) */
 extern void nokv_tableam_init(void);
 

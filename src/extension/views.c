@@ -159,6 +159,7 @@ nokv_stats_rows(PG_FUNCTION_ARGS)
 
 	rows_begin(fcinfo, &rb);
 	nokv_stats_foreach(db, stat_row, &rb);
+	nokv_gateway_stats(stat_row, &rb);
 	return (Datum) 0;
 }
 

@@ -14,3 +14,8 @@ void
 nokv_gateway_init(void)
 {
 }
+
+void
+nokv_gateway_stats(NokvStatEmit emit, void *arg)
+{
+}
