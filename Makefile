@@ -63,6 +63,10 @@ $(ENGINE_LIB): engine-lib ;
 
 $(shlib): $(ENGINE_LIB)
 
+# PGXS tracks no header dependencies: rebuild every module when any
+# extension or engine header changes
+$(OBJS): $(wildcard $(srcdir)/src/*/*.h $(srcdir)/include/nokv/*.h)
+
 SQL_PARTS = $(sort $(wildcard $(srcdir)/src/sql/*.sql))
 
 build/sql/nokv--0.1.sql: $(SQL_PARTS)

@@ -161,6 +161,17 @@ void
 nokv_mvcc_begin_write(void)
 {
 	nokv_mvcc_check_access();
+	nokv_mvcc_prepare_write();
+}
+
+/*
+ * What every nokv write needs first: an xid, a writable transaction, and
+ * the PREPARE guard and sync mode armed.  Table rows take SERIALIZABLE's
+ * predicate locks themselves (src/tableam), so this does not refuse it.
+ */
+void
+nokv_mvcc_prepare_write(void)
+{
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -297,6 +308,15 @@ static uint32 filter_calls = 0;
 static char *filter_buf = NULL;
 static size_t filter_buf_size = 0;
 
+static TransactionId freeze_limit_override = InvalidTransactionId;
+
+void
+nokv_mvcc_set_freeze_limit(TransactionId limit)
+{
+	freeze_limit_override = limit;
+	filter_horizon = InvalidTransactionId;	/* recompute the limits now */
+}
+
 /*
  * Called for every version, newest first per key.  Nothing is decided
  * during recovery: the commit log is not final until redo ends.
@@ -311,6 +331,14 @@ nokv_mvcc_compaction_filter(void *arg, const nokv_filter_entry *e,
 
 	if (RecoveryInProgress() || !nokv_vh_decode(e->value, e->value_len, &h))
 		return NOKV_FILTER_KEEP;
+	/* a row lock matters only while its transaction runs */
+	if (h.flags & NOKV_VH_LOCK_ONLY)
+	{
+		xid = XidFromFullTransactionId(h.xmin);
+		if (TransactionIdIsNormal(xid) && TransactionIdIsInProgress(xid))
+			return NOKV_FILTER_KEEP;
+		return NOKV_FILTER_DROP;
+	}
 	gone = (h.flags & NOKV_VH_DELETED) || e->expired;
 	if (h.flags & NOKV_VH_FROZEN)
 		return gone ? NOKV_FILTER_DELETE_KEY : NOKV_FILTER_KEEP_AS_BASE;
@@ -325,6 +353,10 @@ nokv_mvcc_compaction_filter(void *arg, const nokv_filter_entry *e,
 		if (!TransactionIdIsNormal(filter_freeze_limit))
 			filter_freeze_limit = FirstNormalTransactionId;
 	}
+	/* VACUUM of a nokv table freezes what its own freeze limit says */
+	if (TransactionIdIsValid(freeze_limit_override) &&
+		TransactionIdFollows(freeze_limit_override, filter_freeze_limit))
+		filter_freeze_limit = freeze_limit_override;
 	xid = XidFromFullTransactionId(h.xmin);
 	if (!TransactionIdIsNormal(xid))
 		return NOKV_FILTER_KEEP;

@@ -156,6 +156,7 @@ extern void nokv_slot_advance(XLogRecPtr lsn);
 #define NOKV_VH_SIZE 13
 #define NOKV_VH_DELETED 0x01	/* a delete: the key has no value */
 #define NOKV_VH_FROZEN 0x02		/* committed and visible to everyone */
+#define NOKV_VH_LOCK_ONLY 0x04	/* a row lock (src/tableam), never a value */
 
 typedef struct NokvVersionHeader
 {
@@ -173,6 +174,8 @@ extern bool nokv_mvcc_visible(void *arg, int cf, const char *key, size_t klen,
 
 /* first write of the transaction: xid, PREPARE guard, sync mode */
 extern void nokv_mvcc_begin_write(void);
+/* the same without the SERIALIZABLE refusal (table rows support it) */
+extern void nokv_mvcc_prepare_write(void);
 /* serialize with other writers of (cf, key): wait for them, check isolation */
 extern bool nokv_mvcc_lock_key(nokv_db *db, int cf, const char *key, size_t klen);
 extern void nokv_mvcc_unlock_key(int cf, const char *key, size_t klen);
@@ -181,6 +184,8 @@ extern void nokv_mvcc_check_access(void);
 extern nokv_filter_decision nokv_mvcc_compaction_filter(void *arg, const nokv_filter_entry *e,
 														const char **new_value, size_t *new_len);
 extern void nokv_mvcc_init(void);
+/* this process's compactions freeze xids before limit too (Invalid: reset) */
+extern void nokv_mvcc_set_freeze_limit(TransactionId limit);
 
 /* ---------- key-value namespace (kv.c) ---------- */
 

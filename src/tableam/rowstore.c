@@ -1,0 +1,896 @@
+/*-------------------------------------------------------------------------
+ *
+ * rowstore.c
+ *	  Rows of nokv tables in the engine: keys, the metapage, row-id
+ *	  allocation, reading a row's versions and deciding visibility.
+ *
+ * Row ids are never reused, not even across a crash: a backend takes row
+ * ids from a per-table counter in shared memory, and before the counter
+ * passes the high-water mark recorded in the metapage, the mark is raised
+ * by a WAL-logged metapage write.  WAL is sequential, so a durable row (or
+ * index entry naming its TID) implies a durable mark above its row id;
+ * after a crash the counter restarts at the mark.
+ *
+ * Visibility follows heapam_visibility.c, with the markers playing the
+ * part of xmax: the in-progress checks come before the commit log (heap's
+ * race note), a transaction's own changes are judged by command id, and a
+ * lock marker never hides a row.
+ *
+ * src/tableam/rowstore.c
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xloginsert.h"
+#include "catalog/storage.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lwlock.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "storage/smgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "rowstore.h"
+
+#define META_MAGIC 0x6e6f6b76	/* "nokv" */
+#define META_VERSION 1
+
+/* row ids reserved by one metapage write */
+#define ROWID_CHUNK 8192
+
+#define ROWID_SLOTS 512
+#define ROWID_PROBES 16
+#define ROW_LOCK_STRIPES 128
+
+typedef struct NokvMetaPage
+{
+	uint32		magic;
+	uint32		version;
+	uint64		tableid;
+	uint64		rowid_hwm;		/* no row id at or above this was handed out */
+} NokvMetaPage;
+
+typedef struct RowidSlot
+{
+	RelFileNode node;			/* relNode == InvalidOid: free */
+	uint64		next;
+	uint64		hwm;
+} RowidSlot;
+
+typedef struct RowsShared
+{
+	RowidSlot	slots[ROWID_SLOTS];
+	uint32		evict_hand;
+} RowsShared;
+
+/* per relation, in rd_amcache */
+typedef struct RowsRelCache
+{
+	Oid			relnode;		/* the relfilenode it describes */
+	uint64		tableid;
+} RowsRelCache;
+
+static RowsShared *rows_shared = NULL;
+static LWLockPadded *rows_locks = NULL;	/* [0] allocation, then stripes */
+
+/* table ids: top-level full xid << 16 | tables created by it so far */
+static FullTransactionId tableid_xact;
+static uint32 tableid_count;
+
+/* ---------- keys ---------- */
+
+static void
+put_be64(char *p, uint64 v)
+{
+	for (int i = 7; i >= 0; i--)
+	{
+		p[i] = (char) (v & 0xff);
+		v >>= 8;
+	}
+}
+
+static uint64
+get_be64(const char *p)
+{
+	uint64		v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | (uint8) p[i];
+	return v;
+}
+
+void
+row_key(char *key, uint64 tableid, uint64 rowid)
+{
+	key[0] = NOKV_NS_ROWS;
+	put_be64(key + 1, tableid);
+	put_be64(key + 9, rowid);
+}
+
+uint64
+row_key_rowid(const char *key)
+{
+	return get_be64(key + 9);
+}
+
+uint64
+row_key_tableid(const char *key)
+{
+	return get_be64(key + 1);
+}
+
+/* ---------- shared memory ---------- */
+
+void
+rows_shmem_request(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(RowsShared)));
+	RequestNamedLWLockTranche("nokv rows", 1 + ROW_LOCK_STRIPES);
+}
+
+void
+rows_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	rows_shared = ShmemInitStruct("nokv rows", sizeof(RowsShared), &found);
+	if (!found)
+		memset(rows_shared, 0, sizeof(RowsShared));
+	rows_locks = GetNamedLWLockTranche("nokv rows");
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+rows_lock_row(uint64 tableid, uint64 rowid)
+{
+	uint64		h = hash_combine64(tableid, rowid * UINT64CONST(0x9E3779B97F4A7C15));
+
+	LWLockAcquire(&rows_locks[1 + h % ROW_LOCK_STRIPES].lock, LW_EXCLUSIVE);
+}
+
+void
+rows_unlock_row(uint64 tableid, uint64 rowid)
+{
+	uint64		h = hash_combine64(tableid, rowid * UINT64CONST(0x9E3779B97F4A7C15));
+
+	LWLockRelease(&rows_locks[1 + h % ROW_LOCK_STRIPES].lock);
+}
+
+/* ---------- the metapage ---------- */
+
+static void
+read_meta(Relation rel, NokvMetaPage *meta)
+{
+	Buffer		buf;
+	Page		page;
+
+	if (RelationGetSmgr(rel) == NULL ||
+		smgrnblocks(RelationGetSmgr(rel), MAIN_FORKNUM) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("nokv table \"%s\" has no metapage", RelationGetRelationName(rel))));
+	buf = ReadBuffer(rel, 0);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	memcpy(meta, PageGetContents(page), sizeof(NokvMetaPage));
+	UnlockReleaseBuffer(buf);
+	if (meta->magic != META_MAGIC || meta->version != META_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("nokv table \"%s\" has a bad metapage", RelationGetRelationName(rel)),
+				 errdetail("Magic %08x, version %u.", meta->magic, meta->version)));
+}
+
+static void
+fill_meta_page(Page page, const NokvMetaPage *meta)
+{
+	PageInit(page, BLCKSZ, 0);
+	memcpy(PageGetContents(page), meta, sizeof(NokvMetaPage));
+	/* so that a compressed full-page image keeps the contents */
+	((PageHeader) page)->pd_lower = (PageGetContents(page) - (char *) page) + sizeof(NokvMetaPage);
+}
+
+static void
+write_meta_hwm(Relation rel, uint64 hwm)
+{
+	Buffer		buf = ReadBuffer(rel, 0);
+	Page		page;
+	NokvMetaPage meta;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	page = BufferGetPage(buf);
+	memcpy(&meta, PageGetContents(page), sizeof(meta));
+	meta.rowid_hwm = hwm;
+	START_CRIT_SECTION();
+	fill_meta_page(page, &meta);
+	MarkBufferDirty(buf);
+	log_newpage_buffer(buf, true);
+	END_CRIT_SECTION();
+	UnlockReleaseBuffer(buf);
+}
+
+static uint64
+new_tableid(void)
+{
+	FullTransactionId top = GetTopFullTransactionId();
+
+	if (!FullTransactionIdEquals(top, tableid_xact))
+	{
+		tableid_xact = top;
+		tableid_count = 0;
+	}
+	if (tableid_count >= 0xffff)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many nokv tables created or truncated in one transaction"),
+				 errhint("Split the work into several transactions.")));
+	return (U64FromFullTransactionId(top) << 16) | tableid_count++;
+}
+
+uint64
+rows_create_storage(const RelFileNode *rnode, char persistence)
+{
+	SMgrRelation srel;
+	PGAlignedBlock block;
+	NokvMetaPage meta = {
+		.magic = META_MAGIC,
+		.version = META_VERSION,
+		.tableid = new_tableid(),
+		.rowid_hwm = 0,
+	};
+
+	srel = RelationCreateStorage(*rnode, persistence, true);
+	fill_meta_page(block.data, &meta);
+	log_newpage((RelFileNode *) rnode, MAIN_FORKNUM, 0, block.data, true);
+	PageSetChecksumInplace(block.data, 0);
+	smgrextend(srel, MAIN_FORKNUM, 0, block.data, true);
+	/* written around shared buffers: make it durable before commit */
+	smgrimmedsync(srel, MAIN_FORKNUM);
+	return meta.tableid;
+}
+
+uint64
+rows_tableid(Relation rel)
+{
+	RowsRelCache *c = (RowsRelCache *) rel->rd_amcache;
+	NokvMetaPage meta;
+
+	if (c != NULL && c->relnode == rel->rd_node.relNode)
+		return c->tableid;
+	read_meta(rel, &meta);
+	if (c == NULL)
+	{
+		c = MemoryContextAlloc(CacheMemoryContext, sizeof(RowsRelCache));
+		rel->rd_amcache = c;
+	}
+	c->relnode = rel->rd_node.relNode;
+	c->tableid = meta.tableid;
+	return meta.tableid;
+}
+
+/* the slot of rel, loaded from its metapage if needed; allocation lock held */
+static RowidSlot *
+rowid_slot(Relation rel)
+{
+	uint32		h = hash_bytes((const unsigned char *) &rel->rd_node, sizeof(RelFileNode));
+	RowidSlot  *free_slot = NULL;
+	RowidSlot  *s;
+	NokvMetaPage meta;
+
+	for (int i = 0; i < ROWID_PROBES; i++)
+	{
+		s = &rows_shared->slots[(h + i) % ROWID_SLOTS];
+		if (RelFileNodeEquals(s->node, rel->rd_node))
+			return s;
+		if (free_slot == NULL && s->node.relNode == InvalidOid)
+			free_slot = s;
+	}
+	/* evicting is safe: the metapage's mark covers every id handed out */
+	if (free_slot == NULL)
+		free_slot = &rows_shared->slots[(h + rows_shared->evict_hand++ % ROWID_PROBES) % ROWID_SLOTS];
+	read_meta(rel, &meta);
+	free_slot->node = rel->rd_node;
+	free_slot->next = meta.rowid_hwm;
+	free_slot->hwm = meta.rowid_hwm;
+	return free_slot;
+}
+
+uint64
+rows_allocate(Relation rel, int n)
+{
+	LWLock	   *lock = &rows_locks[0].lock;
+	RowidSlot  *s;
+	uint64		first;
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	PG_TRY();
+	{
+		s = rowid_slot(rel);
+		if (s->next + n > s->hwm)
+		{
+			uint64		hwm = s->next + n + Max(ROWID_CHUNK, s->next / 16);
+
+			if (hwm > MAX_ROWID)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("nokv table \"%s\" has run out of row ids",
+								RelationGetRelationName(rel)),
+						 errhint("Copy the rows into a new table.")));
+			write_meta_hwm(rel, hwm);
+			s->hwm = hwm;
+		}
+		first = s->next;
+		s->next += n;
+	}
+	PG_CATCH();
+	{
+		LWLockRelease(lock);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	LWLockRelease(lock);
+	return first;
+}
+
+uint64
+rows_high_water(Relation rel)
+{
+	LWLock	   *lock = &rows_locks[0].lock;
+	uint64		next;
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	PG_TRY();
+	{
+		next = rowid_slot(rel)->next;
+	}
+	PG_CATCH();
+	{
+		LWLockRelease(lock);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	LWLockRelease(lock);
+	return next;
+}
+
+/* ---------- encoding ---------- */
+
+void
+row_encode_marker(StringInfo buf, uint8 flags, FullTransactionId fxid, CommandId cid,
+				  uint8 mode, uint64 forward)
+{
+	char		hdr[NOKV_VH_SIZE];
+	char		fw[8];
+
+	nokv_vh_encode(hdr, flags, fxid, cid);
+	appendBinaryStringInfo(buf, hdr, NOKV_VH_SIZE);
+	if (flags & ROW_VH_LOCK)
+		appendStringInfoChar(buf, (char) mode);
+	else if (flags & ROW_VH_UPDATE)
+	{
+		put_be64(fw, forward);
+		appendBinaryStringInfo(buf, fw, 8);
+	}
+}
+
+void
+row_encode_data(StringInfo buf, CommandId cid, MinimalTuple mt)
+{
+	char		hdr[NOKV_VH_SIZE];
+
+	nokv_vh_encode(hdr, 0, GetCurrentFullTransactionId(), cid);
+	appendBinaryStringInfo(buf, hdr, NOKV_VH_SIZE);
+	appendBinaryStringInfo(buf, (char *) mt, mt->t_len);
+}
+
+/* ---------- row state ---------- */
+
+void
+rowstate_init(RowState *rs, bool want_tuple)
+{
+	memset(rs, 0, sizeof(RowState));
+	rs->want_tuple = want_tuple;
+}
+
+void
+rowstate_reset(RowState *rs)
+{
+	if (rs->tuple)
+		pfree(rs->tuple);
+	rs->tuple = NULL;
+	rs->tuple_len = 0;
+	rs->found = false;
+	rs->frozen = false;
+	rs->xmin = InvalidTransactionId;
+	rs->nmarkers = 0;
+	rs->last_version = 0;
+}
+
+static void
+add_marker(RowState *rs, const NokvVersionHeader *h, const char *payload, size_t plen)
+{
+	RowMarker  *m;
+
+	if (rs->nmarkers == rs->maxmarkers)
+	{
+		rs->maxmarkers = rs->maxmarkers ? rs->maxmarkers * 2 : 8;
+		rs->markers = rs->markers ?
+			repalloc(rs->markers, sizeof(RowMarker) * rs->maxmarkers) :
+			palloc(sizeof(RowMarker) * rs->maxmarkers);
+	}
+	m = &rs->markers[rs->nmarkers++];
+	m->flags = h->flags;
+	m->fxid = h->xmin;
+	m->xid = XidFromFullTransactionId(h->xmin);
+	m->cid = h->cmin;
+	m->mode = (h->flags & ROW_VH_LOCK) && plen >= 1 ? (uint8) payload[0] : 0;
+	m->forward = (h->flags & ROW_VH_UPDATE) && plen >= 8 ? get_be64(payload) : 0;
+}
+
+void
+rowstate_set_data(RowState *rs, const char *value, size_t vlen)
+{
+	NokvVersionHeader h;
+
+	if (!nokv_vh_decode(value, vlen, &h))
+		return;
+	rs->found = true;
+	rs->frozen = (h.flags & NOKV_VH_FROZEN) != 0;
+	rs->xmin = rs->frozen ? FrozenTransactionId : XidFromFullTransactionId(h.xmin);
+	rs->cmin = h.cmin;
+	if (rs->want_tuple)
+	{
+		if (rs->tuple)
+			pfree(rs->tuple);
+		rs->tuple_len = vlen - NOKV_VH_SIZE;
+		rs->tuple = palloc(MAXALIGN(rs->tuple_len));
+		memcpy(rs->tuple, value + NOKV_VH_SIZE, rs->tuple_len);
+	}
+}
+
+/*
+ * Called by the engine for a key's versions, newest first: markers are
+ * collected and skipped, the data version (the oldest) ends the walk.  A
+ * new key, or a version not older than the last one seen (a new pass
+ * over the same key), starts a new collection.
+ */
+bool
+rowstate_collect(void *arg, int cf, const char *key, size_t klen,
+				 uint64_t version, const char *value, size_t vlen)
+{
+	RowState   *rs = (RowState *) arg;
+	NokvVersionHeader h;
+
+	if (klen != ROW_KEY_LEN || !nokv_vh_decode(value, vlen, &h))
+		return false;
+	if (memcmp(rs->key, key, ROW_KEY_LEN) != 0 || version >= rs->last_version ||
+		rs->found)
+	{
+		memcpy(rs->key, key, ROW_KEY_LEN);
+		rs->nmarkers = 0;
+		rs->found = false;
+	}
+	rs->last_version = version;
+	if (h.flags & (NOKV_VH_DELETED | ROW_VH_LOCK))
+	{
+		add_marker(rs, &h, value + NOKV_VH_SIZE, vlen - NOKV_VH_SIZE);
+		return false;
+	}
+	rowstate_set_data(rs, value, vlen);
+	return true;
+}
+
+bool
+rowstate_read(nokv_db *db, uint64 tableid, uint64 rowid, RowState *rs)
+{
+	nokv_read_options ro;
+	nokv_error	err;
+	char		key[ROW_KEY_LEN];
+	char	   *val = NULL;
+	size_t		vlen;
+	int			rc;
+
+	rowstate_reset(rs);
+	memset(rs->key, 0, ROW_KEY_LEN);
+	row_key(key, tableid, rowid);
+	nokv_read_options_init(&ro);
+	ro.visible = rowstate_collect;
+	ro.visible_arg = rs;
+	rc = nokv_get(db, &ro, ROW_CF, key, ROW_KEY_LEN, &val, &vlen, &err);
+	if (val)
+		free(val);
+	if (rc == NOKV_NOT_FOUND)
+	{
+		rs->found = false;
+		return false;
+	}
+	if (rc != NOKV_OK)
+		nokv_raise_engine_error(rc, &err, "read");
+	return rs->found;
+}
+
+/* ---------- visibility ---------- */
+
+static bool
+xid_aborted(TransactionId xid)
+{
+	return !TransactionIdIsCurrentTransactionId(xid) &&
+		!TransactionIdIsInProgress(xid) &&
+		!TransactionIdDidCommit(xid);
+}
+
+RowMarker *
+rowstate_mod_marker(RowState *rs)
+{
+	for (int i = 0; i < rs->nmarkers; i++)
+	{
+		RowMarker  *m = &rs->markers[i];
+
+		if ((m->flags & ROW_VH_LOCK) || !(m->flags & NOKV_VH_DELETED))
+			continue;
+		if (xid_aborted(m->xid))
+			continue;
+		return m;
+	}
+	return NULL;
+}
+
+/* did xid (command cid) commit before snapshot, or is it our earlier command */
+static bool
+xid_visible_mvcc(TransactionId xid, CommandId cid, Snapshot snapshot)
+{
+	if (xid == FrozenTransactionId)
+		return true;
+	if (TransactionIdIsCurrentTransactionId(xid))
+		return cid < snapshot->curcid;
+	if (XidInMVCCSnapshot(xid, snapshot))
+		return false;
+	return TransactionIdDidCommit(xid);
+}
+
+static bool
+xid_visible_self(TransactionId xid)
+{
+	if (xid == FrozenTransactionId || TransactionIdIsCurrentTransactionId(xid))
+		return true;
+	if (TransactionIdIsInProgress(xid))
+		return false;
+	return TransactionIdDidCommit(xid);
+}
+
+static bool
+visible_mvcc(RowState *rs, Snapshot snapshot)
+{
+	if (!xid_visible_mvcc(rs->xmin, rs->cmin, snapshot))
+		return false;
+	for (int i = 0; i < rs->nmarkers; i++)
+	{
+		RowMarker  *m = &rs->markers[i];
+
+		if (!(m->flags & ROW_VH_LOCK) && (m->flags & NOKV_VH_DELETED) &&
+			xid_visible_mvcc(m->xid, m->cid, snapshot))
+			return false;
+	}
+	return true;
+}
+
+static bool
+visible_self(RowState *rs)
+{
+	if (!xid_visible_self(rs->xmin))
+		return false;
+	for (int i = 0; i < rs->nmarkers; i++)
+	{
+		RowMarker  *m = &rs->markers[i];
+
+		if (!(m->flags & ROW_VH_LOCK) && (m->flags & NOKV_VH_DELETED) &&
+			xid_visible_self(m->xid))
+			return false;
+	}
+	return true;
+}
+
+/* heap's HeapTupleSatisfiesDirty: in-progress changes count, and are reported */
+static bool
+visible_dirty(RowState *rs, Snapshot snapshot)
+{
+	RowMarker  *m;
+
+	snapshot->xmin = snapshot->xmax = InvalidTransactionId;
+	snapshot->speculativeToken = 0;
+	if (rs->xmin != FrozenTransactionId && !TransactionIdIsCurrentTransactionId(rs->xmin))
+	{
+		if (TransactionIdIsInProgress(rs->xmin))
+			snapshot->xmin = rs->xmin;
+		else if (!TransactionIdDidCommit(rs->xmin))
+			return false;
+	}
+	m = rowstate_mod_marker(rs);
+	if (m == NULL)
+		return true;
+	if (TransactionIdIsCurrentTransactionId(m->xid))
+		return false;
+	if (TransactionIdIsInProgress(m->xid))
+	{
+		snapshot->xmax = m->xid;
+		return true;
+	}
+	return false;				/* committed delete */
+}
+
+/* SnapshotNonVacuumable: everything not yet dead to every snapshot */
+static bool
+visible_non_vacuumable(RowState *rs, Snapshot snapshot)
+{
+	RowMarker  *m;
+
+	if (rs->xmin != FrozenTransactionId && xid_aborted(rs->xmin))
+		return false;
+	m = rowstate_mod_marker(rs);
+	if (m == NULL || TransactionIdIsCurrentTransactionId(m->xid) ||
+		TransactionIdIsInProgress(m->xid))
+		return true;
+	return !GlobalVisTestIsRemovableXid(snapshot->vistest, m->xid);
+}
+
+bool
+rowstate_visible(RowState *rs, Snapshot snapshot)
+{
+	if (!rs->found)
+		return false;
+	switch (snapshot->snapshot_type)
+	{
+		case SNAPSHOT_MVCC:
+			return visible_mvcc(rs, snapshot);
+		case SNAPSHOT_SELF:
+			return visible_self(rs);
+		case SNAPSHOT_ANY:
+		case SNAPSHOT_TOAST:
+			return true;
+		case SNAPSHOT_DIRTY:
+			return visible_dirty(rs, snapshot);
+		case SNAPSHOT_NON_VACUUMABLE:
+			return visible_non_vacuumable(rs, snapshot);
+		case SNAPSHOT_HISTORIC_MVCC:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("nokv tables cannot be read by logical decoding")));
+	}
+	return false;				/* keep compiler quiet */
+}
+
+/* heap's HeapTupleSatisfiesVacuum */
+RowVacState
+rowstate_vacuum(RowState *rs, TransactionId oldest_xmin)
+{
+	RowMarker  *m;
+
+	if (!rs->found)
+		return ROW_DEAD;
+	m = rowstate_mod_marker(rs);
+	if (rs->xmin != FrozenTransactionId)
+	{
+		if (TransactionIdIsCurrentTransactionId(rs->xmin) || TransactionIdIsInProgress(rs->xmin))
+		{
+			if (m != NULL && TransactionIdEquals(m->xid, rs->xmin))
+				return ROW_DELETE_IN_PROGRESS;
+			return ROW_INSERT_IN_PROGRESS;
+		}
+		if (!TransactionIdDidCommit(rs->xmin))
+			return ROW_DEAD;
+	}
+	if (m == NULL)
+		return ROW_LIVE;
+	if (TransactionIdIsCurrentTransactionId(m->xid) || TransactionIdIsInProgress(m->xid))
+		return ROW_DELETE_IN_PROGRESS;
+	if (!TransactionIdDidCommit(m->xid))
+		return ROW_LIVE;		/* aborted in between */
+	if (TransactionIdPrecedes(m->xid, oldest_xmin))
+		return ROW_DEAD;
+	return ROW_RECENTLY_DEAD;
+}
+
+TransactionId
+rowstate_oldest_xid(RowState *rs)
+{
+	TransactionId oldest = InvalidTransactionId;
+
+	if (rs->found && TransactionIdIsNormal(rs->xmin))
+		oldest = rs->xmin;
+	for (int i = 0; i < rs->nmarkers; i++)
+	{
+		TransactionId x = rs->markers[i].xid;
+
+		if (TransactionIdIsNormal(x) &&
+			(!TransactionIdIsValid(oldest) || TransactionIdPrecedes(x, oldest)))
+			oldest = x;
+	}
+	return oldest;
+}
+
+HeapTuple
+rowstate_heap_tuple(RowState *rs, Relation rel, uint64 rowid)
+{
+	HeapTuple	tup;
+	RowMarker  *m;
+
+	Assert(rs->tuple != NULL);
+	tup = heap_tuple_from_minimal_tuple((MinimalTuple) rs->tuple);
+	HeapTupleHeaderSetXmin(tup->t_data, rs->xmin);
+	HeapTupleHeaderSetCmin(tup->t_data, rs->cmin);
+	tup->t_data->t_infomask &= ~HEAP_XACT_MASK;
+	tup->t_data->t_infomask |= HEAP_XMAX_INVALID;
+	HeapTupleHeaderSetXmax(tup->t_data, InvalidTransactionId);
+	m = rowstate_mod_marker(rs);
+	if (m != NULL)
+	{
+		HeapTupleHeaderSetXmax(tup->t_data, m->xid);
+		tup->t_data->t_infomask &= ~HEAP_XMAX_INVALID;
+	}
+	tid_from_rowid(&tup->t_self, rowid);
+	tup->t_data->t_ctid = tup->t_self;
+	tup->t_tableOid = RelationGetRelid(rel);
+	return tup;
+}
+
+/* ---------- reclaiming space ---------- */
+
+void
+rows_drop_range(uint64 tableid)
+{
+	nokv_batch *b = nokv_batch_new();
+	char		lo[ROW_KEY_LEN];
+	char		hi[ROW_KEY_LEN];
+
+	if (b == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	row_key(lo, tableid, 0);
+	row_key(hi, tableid + 1, 0);
+	PG_TRY();
+	{
+		if (nokv_batch_delete_range(b, ROW_CF, lo, ROW_KEY_LEN, hi, ROW_KEY_LEN) != NOKV_OK)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		nokv_xlog_write(nokv_engine(), b);
+	}
+	PG_FINALLY();
+	{
+		nokv_batch_free(b);
+	}
+	PG_END_TRY();
+}
+
+/* ---------- iteration ---------- */
+
+static void
+rowiter_release(void *arg)
+{
+	RowIterGuard *g = (RowIterGuard *) arg;
+
+	if (g->it)
+		nokv_iter_free(g->it);
+	g->it = NULL;
+}
+
+/*
+ * The engine iterator pins memtables and SSTs: it must be freed even when
+ * an error skips rowiter_end.  The guard that frees it with the current
+ * memory context is allocated apart from the RowIter, which its owner may
+ * free first.
+ */
+void
+rowiter_begin(RowIter *ri, uint64 tableid, bool want_tuple)
+{
+	nokv_read_options ro;
+
+	memset(ri, 0, sizeof(RowIter));
+	ri->tableid = tableid;
+	rowstate_init(&ri->rs, want_tuple);
+	row_key(ri->lo, tableid, 0);
+	row_key(ri->hi, tableid + 1, 0);
+	ri->pos = -1;
+
+	nokv_read_options_init(&ro);
+	ro.visible = rowstate_collect;
+	ro.visible_arg = &ri->rs;
+	ro.lower_bound = ri->lo;
+	ro.lower_len = ROW_KEY_LEN;
+	ro.upper_bound = ri->hi;
+	ro.upper_len = ROW_KEY_LEN;
+	ri->guard = palloc0(sizeof(RowIterGuard));
+	ri->it = nokv_iter_new(nokv_engine(), &ro, ROW_CF);
+	if (ri->it == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	ri->guard->it = ri->it;
+	ri->guard->cb.func = rowiter_release;
+	ri->guard->cb.arg = ri->guard;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &ri->guard->cb);
+}
+
+void
+rowiter_seek(RowIter *ri, uint64 rowid)
+{
+	char		key[ROW_KEY_LEN];
+
+	row_key(key, ri->tableid, rowid);
+	nokv_iter_seek(ri->it, key, ROW_KEY_LEN);
+	/* the next forward step takes the row the seek landed on */
+	ri->pos = -2;
+}
+
+/* fill ri->rs for the row the engine iterator is on */
+static void
+rowiter_load(RowIter *ri, bool forward)
+{
+	size_t		klen;
+	const char *key = nokv_iter_key(ri->it, &klen);
+
+	ri->rowid = row_key_rowid(key);
+	/* backward steps may show the hook a key's versions in any order */
+	if (forward && memcmp(ri->rs.key, key, ROW_KEY_LEN) == 0 && ri->rs.found)
+		return;
+	/* the hook saw another key last: read this one on its own */
+	(void) rowstate_read(nokv_engine(), ri->tableid, ri->rowid, &ri->rs);
+}
+
+bool
+rowiter_step(RowIter *ri, ScanDirection dir)
+{
+	if (ri->it == NULL)
+		return false;
+	CHECK_FOR_INTERRUPTS();
+	if (ScanDirectionIsBackward(dir))
+	{
+		if (ri->pos == 0 || ri->pos == -2)
+			nokv_iter_prev(ri->it);
+		else if (ri->pos == 1)
+		{
+			char		last[ROW_KEY_LEN];
+
+			row_key(last, ri->tableid, PG_UINT64_MAX);
+			nokv_iter_seek_for_prev(ri->it, last, ROW_KEY_LEN);
+		}
+		else
+			return false;
+	}
+	else
+	{
+		if (ri->pos == -1)
+			nokv_iter_seek(ri->it, ri->lo, ROW_KEY_LEN);
+		else if (ri->pos == 0)
+			nokv_iter_next(ri->it);
+		else if (ri->pos == 1)
+			return false;
+		/* pos -2: a seek already positioned the iterator */
+	}
+	if (!nokv_iter_valid(ri->it))
+	{
+		nokv_error	err;
+		int			rc = nokv_iter_status(ri->it, &err);
+
+		if (rc != NOKV_OK)
+			nokv_raise_engine_error(rc, &err, "scan");
+		ri->pos = ScanDirectionIsBackward(dir) ? -1 : 1;
+		return false;
+	}
+	ri->pos = 0;
+	rowiter_load(ri, !ScanDirectionIsBackward(dir));
+	return true;
+}
+
+void
+rowiter_end(RowIter *ri)
+{
+	if (ri->guard)
+		rowiter_release(ri->guard);
+	ri->it = NULL;
+	rowstate_reset(&ri->rs);
+}
