@@ -45,7 +45,7 @@ SHLIB_LINK = $(ENGINE_LIB) -llz4 -lpthread
 EXTRA_CLEAN = tmp_check tmp_check_iso output_iso
 
 # each surface adds its own REGRESS / ISOLATION tests in mk/parts/*.mk
-include $(sort $(wildcard $(srcdir)/mk/parts/*.mk))
+include $(sort $(wildcard mk/parts/*.mk))
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

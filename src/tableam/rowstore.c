@@ -399,6 +399,7 @@ rowstate_init(RowState *rs, bool want_tuple)
 {
 	memset(rs, 0, sizeof(RowState));
 	rs->want_tuple = want_tuple;
+	rs->cxt = CurrentMemoryContext;
 }
 
 void
@@ -425,7 +426,7 @@ add_marker(RowState *rs, const NokvVersionHeader *h, const char *payload, size_t
 		rs->maxmarkers = rs->maxmarkers ? rs->maxmarkers * 2 : 8;
 		rs->markers = rs->markers ?
 			repalloc(rs->markers, sizeof(RowMarker) * rs->maxmarkers) :
-			palloc(sizeof(RowMarker) * rs->maxmarkers);
+			MemoryContextAlloc(rs->cxt, sizeof(RowMarker) * rs->maxmarkers);
 	}
 	m = &rs->markers[rs->nmarkers++];
 	m->flags = h->flags;
@@ -452,7 +453,7 @@ rowstate_set_data(RowState *rs, const char *value, size_t vlen)
 		if (rs->tuple)
 			pfree(rs->tuple);
 		rs->tuple_len = vlen - NOKV_VH_SIZE;
-		rs->tuple = palloc(MAXALIGN(rs->tuple_len));
+		rs->tuple = MemoryContextAlloc(rs->cxt, MAXALIGN(rs->tuple_len));
 		memcpy(rs->tuple, value + NOKV_VH_SIZE, rs->tuple_len);
 	}
 }

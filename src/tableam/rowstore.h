@@ -77,6 +77,7 @@ typedef struct RowState
 	RowMarker  *markers;
 
 	/* collection state of the engine visibility hook */
+	MemoryContext cxt;			/* tuple and markers (the hook may run anywhere) */
 	bool		want_tuple;
 	char		key[ROW_KEY_LEN];
 	uint64		last_version;

@@ -66,8 +66,11 @@ nokv_slot_callbacks(Relation rel)
 void
 tam_store_row(RowState *rs, Relation rel, uint64 rowid, TupleTableSlot *slot)
 {
+	/* the slot frees the tuple: it must live as long as the slot may */
+	MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
 	HeapTuple	tup = rowstate_heap_tuple(rs, rel, rowid);
 
+	MemoryContextSwitchTo(old);
 	ExecStoreHeapTuple(tup, slot, true);
 	slot->tts_tableOid = RelationGetRelid(rel);
 }
