@@ -405,8 +405,9 @@ rowstate_init(RowState *rs, bool want_tuple)
 void
 rowstate_reset(RowState *rs)
 {
-	if (rs->tuple)
-		pfree(rs->tuple);
+	if (rs->owned)
+		pfree(rs->owned);
+	rs->owned = NULL;
 	rs->tuple = NULL;
 	rs->tuple_len = 0;
 	rs->found = false;
@@ -448,14 +449,9 @@ rowstate_set_data(RowState *rs, const char *value, size_t vlen)
 	rs->frozen = (h.flags & NOKV_VH_FROZEN) != 0;
 	rs->xmin = rs->frozen ? FrozenTransactionId : XidFromFullTransactionId(h.xmin);
 	rs->cmin = h.cmin;
-	if (rs->want_tuple)
-	{
-		if (rs->tuple)
-			pfree(rs->tuple);
-		rs->tuple_len = vlen - NOKV_VH_SIZE;
-		rs->tuple = MemoryContextAlloc(rs->cxt, MAXALIGN(rs->tuple_len));
-		memcpy(rs->tuple, value + NOKV_VH_SIZE, rs->tuple_len);
-	}
+	/* no copy: the caller points tuple at memory that outlives the hook */
+	rs->tuple = NULL;
+	rs->tuple_len = vlen - NOKV_VH_SIZE;
 }
 
 /*
@@ -507,15 +503,32 @@ rowstate_read(nokv_db *db, uint64 tableid, uint64 rowid, RowState *rs)
 	ro.visible = rowstate_collect;
 	ro.visible_arg = rs;
 	rc = nokv_get(db, &ro, ROW_CF, key, ROW_KEY_LEN, &val, &vlen, &err);
-	if (val)
-		free(val);
 	if (rc == NOKV_NOT_FOUND)
 	{
+		if (val)
+			free(val);
 		rs->found = false;
 		return false;
 	}
 	if (rc != NOKV_OK)
+	{
+		if (val)
+			free(val);
 		nokv_raise_engine_error(rc, &err, "read");
+	}
+	/*
+	 * The value the engine returned is the data version the hook accepted;
+	 * keep it in palloc'd memory so that an error cannot leak it.
+	 */
+	if (rs->found && vlen >= NOKV_VH_SIZE && rs->want_tuple)
+	{
+		rs->owned = MemoryContextAlloc(rs->cxt, vlen - NOKV_VH_SIZE + 1);
+		memcpy(rs->owned, val + NOKV_VH_SIZE, vlen - NOKV_VH_SIZE);
+		rs->tuple = rs->owned;
+		rs->tuple_len = vlen - NOKV_VH_SIZE;
+	}
+	if (val)
+		free(val);
 	return rs->found;
 }
 
@@ -718,14 +731,40 @@ rowstate_oldest_xid(RowState *rs)
 	return oldest;
 }
 
+/* heap_tuple_from_minimal_tuple for unaligned bytes that may be corrupt */
+HeapTuple
+rowstate_tuple_copy(RowState *rs)
+{
+	uint32		mlen;
+	HeapTuple	tup;
+
+	if (rs->tuple == NULL || rs->tuple_len < SizeofMinimalTupleHeader)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("nokv row is missing or too short (%zu bytes)", rs->tuple_len)));
+	memcpy(&mlen, rs->tuple, sizeof(uint32));	/* t_len comes first */
+	if (mlen != rs->tuple_len)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("nokv row length %u does not match its %zu stored bytes",
+						mlen, rs->tuple_len)));
+	tup = (HeapTuple) palloc(HEAPTUPLESIZE + mlen + MINIMAL_TUPLE_OFFSET);
+	tup->t_len = mlen + MINIMAL_TUPLE_OFFSET;
+	ItemPointerSetInvalid(&tup->t_self);
+	tup->t_tableOid = InvalidOid;
+	tup->t_data = (HeapTupleHeader) ((char *) tup + HEAPTUPLESIZE);
+	memcpy((char *) tup->t_data + MINIMAL_TUPLE_OFFSET, rs->tuple, mlen);
+	memset(tup->t_data, 0, offsetof(HeapTupleHeaderData, t_infomask2));
+	return tup;
+}
+
 HeapTuple
 rowstate_heap_tuple(RowState *rs, Relation rel, uint64 rowid)
 {
 	HeapTuple	tup;
 	RowMarker  *m;
 
-	Assert(rs->tuple != NULL);
-	tup = heap_tuple_from_minimal_tuple((MinimalTuple) rs->tuple);
+	tup = rowstate_tuple_copy(rs);
 	HeapTupleHeaderSetXmin(tup->t_data, rs->xmin);
 	HeapTupleHeaderSetCmin(tup->t_data, rs->cmin);
 	tup->t_data->t_infomask &= ~HEAP_XACT_MASK;
@@ -837,7 +876,17 @@ rowiter_load(RowIter *ri, bool forward)
 	ri->rowid = row_key_rowid(key);
 	/* backward steps may show the hook a key's versions in any order */
 	if (forward && memcmp(ri->rs.key, key, ROW_KEY_LEN) == 0 && ri->rs.found)
+	{
+		size_t		vlen;
+		const char *v = nokv_iter_value(ri->it, &vlen);
+
+		if (ri->rs.owned)
+			pfree(ri->rs.owned);
+		ri->rs.owned = NULL;
+		ri->rs.tuple = vlen >= NOKV_VH_SIZE ? v + NOKV_VH_SIZE : NULL;
+		ri->rs.tuple_len = vlen >= NOKV_VH_SIZE ? vlen - NOKV_VH_SIZE : 0;
 		return;
+	}
 	/* the hook saw another key last: read this one on its own */
 	(void) rowstate_read(nokv_engine(), ri->tableid, ri->rowid, &ri->rs);
 }

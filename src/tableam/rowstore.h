@@ -70,8 +70,11 @@ typedef struct RowState
 	bool		frozen;
 	TransactionId xmin;
 	CommandId	cmin;
-	char	   *tuple;			/* MinimalTuple bytes, palloc'd (if wanted) */
+	const char *tuple;			/* MinimalTuple bytes (unaligned), if wanted: into
+								 * owned, or into the engine iterator's current
+								 * value (valid until it moves) */
 	size_t		tuple_len;
+	char	   *owned;			/* malloc'd value of a point read */
 	int			nmarkers;		/* newest first */
 	int			maxmarkers;
 	RowMarker  *markers;
@@ -154,6 +157,8 @@ extern RowVacState rowstate_vacuum(RowState *rs, TransactionId oldest_xmin);
 /* the oldest unfrozen xid the row still carries (Invalid if none) */
 extern TransactionId rowstate_oldest_xid(RowState *rs);
 
+/* the row's tuple as a palloc'd HeapTuple (checked against corruption) */
+extern HeapTuple rowstate_tuple_copy(RowState *rs);
 /* a HeapTuple of the row for a slot (xmin, cmin, ctid and table oid set) */
 extern HeapTuple rowstate_heap_tuple(RowState *rs, Relation rel, uint64 rowid);
 

@@ -915,7 +915,7 @@ key_columns_changed(Relation rel, RowState *old, TupleTableSlot *newslot)
 
 	if (keys == NULL)
 		return false;
-	oldtup = heap_tuple_from_minimal_tuple((MinimalTuple) old->tuple);
+	oldtup = rowstate_tuple_copy(old);
 	slot_getallattrs(newslot);
 	while (!changed && (attr = bms_next_member(keys, attr)) >= 0)
 	{
