@@ -1,0 +1,350 @@
+#!/usr/bin/env bash
+#-------------------------------------------------------------------------
+#
+# tableam.sh
+#	  The nokv table access method against heap, inside one PostgreSQL 15
+#	  instance: COPY, single-row INSERT, point and range SELECT, UPDATE,
+#	  and the on-disk size of the table with its indexes.
+#
+# Starts a PostgreSQL instance of its own (initdb into a temporary
+# directory, a free port on 127.0.0.1 only, shared_preload_libraries =
+# 'nokv', fsync on) and creates two tables with the same schema
+#
+#	CREATE TABLE t_heap (id bigint PRIMARY KEY, grp int NOT NULL, payload text) USING heap;
+#	CREATE TABLE t_nokv (...the same...) USING nokv;
+#	CREATE INDEX ON t_<am> (grp);		-- the secondary index
+#
+# and, for each table back to back:
+#
+#	copy		COPY of ROWS rows from one file generated once (timed;
+#				rows per second); then VACUUM ANALYZE, CHECKPOINT
+#	size		heap: pg_total_relation_size; nokv: nokv_table_size after
+#				nokv_flush() (and after nokv_compact()) plus pg_indexes_size
+#	pgbench runs (-n -M prepared -T DURATION, after a CHECKPOINT each):
+#	  insert	INSERT INTO t VALUES (nextval(seq), :grp, :payload)
+#				clients 1 and 2, synchronous_commit on and off
+#	  point		SELECT payload FROM t WHERE id = :id		clients 1 and 2
+#	  range		SELECT id, payload FROM t WHERE id BETWEEN :id AND :id + 99
+#				(100 rows)									clients 1 and 2
+#	  update	UPDATE t SET payload = :payload WHERE id = :id (a non-indexed
+#				column)	clients 1 and 2, synchronous_commit on and off
+#
+# Prints each figure for heap and nokv with the ratio nokv/heap, and
+# writes it with the machine, versions and settings to
+# bench/results/tableam-<UTC date-time>.txt (not kept if the run fails).
+# See bench/README.md, "Table access method against heap".
+#
+# The extension must be installed (make install) in the PostgreSQL 15 the
+# script runs.  Run as root, the script runs itself again as the postgres
+# user and copies the results file into bench/results/ afterwards.
+#
+# Environment:
+#	DURATION	seconds per pgbench run (default 10)
+#	ROWS		rows loaded by COPY (default 2000000)
+#	PG_BIN		PostgreSQL binaries (default: PostgreSQL 15's bindir)
+#	TMPDIR		where the temporary instance goes (default /tmp)
+#
+# bench/tableam.sh
+#
+#-------------------------------------------------------------------------
+
+set -euo pipefail
+
+DURATION="${DURATION:-10}"
+ROWS="${ROWS:-2000000}"
+
+if [ -z "${PG_BIN:-}" ]; then
+	if [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
+		PG_BIN=/usr/lib/postgresql/15/bin
+	else
+		PG_BIN=$(pg_config --bindir)
+	fi
+fi
+
+die()
+{
+	printf 'tableam.sh: error: %s\n' "$*" >&2
+	exit 1
+}
+
+log()
+{
+	printf '==> %s\n' "$*"
+}
+
+case $DURATION in ''|*[!0-9]*|0) die "DURATION must be a positive integer, not \"$DURATION\"" ;; esac
+case $ROWS in ''|*[!0-9]*|0) die "ROWS must be a positive integer, not \"$ROWS\"" ;; esac
+
+# ---------- run as root: again as postgres, then copy the results ----------
+
+if [ "$(id -u)" -eq 0 ]; then
+	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	id postgres >/dev/null 2>&1 || die "running as root and there is no postgres user to run PostgreSQL as"
+	work=$(mktemp -d "${TMPDIR:-/tmp}/nokv-tableam-root.XXXXXX")
+	# shellcheck disable=SC2064
+	trap "rm -rf '$work'" EXIT
+	cp "${BASH_SOURCE[0]}" "$work/tableam.sh"
+	mkdir "$work/results"
+	chown -R postgres: "$work"
+	log "running as root: running the benchmark as postgres"
+	set +e
+	runuser -u postgres -- env \
+		DURATION="$DURATION" ROWS="$ROWS" PG_BIN="$PG_BIN" \
+		TMPDIR="${TMPDIR:-/tmp}" TABLEAM_RESULTS_DIR="$work/results" \
+		TABLEAM_COMMAND="bench/tableam.sh (as root, run as postgres)" \
+		bash -c 'cd "$1" && exec bash ./tableam.sh' tableam.sh "$work" </dev/null
+	rc=$?
+	set -e
+	mkdir -p "$repo/bench/results"
+	for f in "$work"/results/*; do
+		[ -e "$f" ] || continue
+		cp "$f" "$repo/bench/results/"
+		log "results: bench/results/$(basename "$f")"
+	done
+	exit "$rc"
+fi
+
+# ---------- paths ----------
+
+if [ -n "${TABLEAM_RESULTS_DIR:-}" ]; then
+	results_dir=$TABLEAM_RESULTS_DIR
+	command_line=${TABLEAM_COMMAND:-bench/tableam.sh}
+else
+	results_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/results"
+	command_line=bench/tableam.sh
+fi
+mkdir -p "$results_dir"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+results="$results_dir/tableam-$stamp.txt"
+
+for prog in initdb pg_ctl postgres psql pgbench pg_config; do
+	[ -x "$PG_BIN/$prog" ] || die "$PG_BIN/$prog not found (set PG_BIN)"
+done
+nokv_so="$("$PG_BIN/pg_config" --pkglibdir)/nokv.so"
+[ -f "$nokv_so" ] || die "nokv.so is not installed in $(dirname "$nokv_so"): run make install first"
+nokv_md5=$(md5sum "$nokv_so" | cut -d' ' -f1)
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/nokv-tableam.XXXXXX")
+pgdata="$tmp/data"
+server_log="$tmp/server.log"
+started=false
+
+cleanup()
+{
+	local rc=$?
+
+	if $started; then
+		"$PG_BIN/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
+	fi
+	if [ "$rc" -ne 0 ] && [ -f "$server_log" ]; then
+		echo "---------- last lines of the server log ----------" >&2
+		tail -n 30 "$server_log" >&2 || true
+	fi
+	if [ "$rc" -ne 0 ] && [ -f "$results" ]; then
+		rm -f "$results"
+		echo "tableam.sh: the run failed, $results not kept" >&2
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# ---------- the instance ----------
+
+port_in_use()
+{
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+log "initdb in $pgdata"
+"$PG_BIN/initdb" -D "$pgdata" -U postgres --auth=trust --encoding=UTF8 --locale=C \
+	>"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; die "initdb failed"; }
+
+cat >>"$pgdata/postgresql.conf" <<EOF
+
+# ---- bench/tableam.sh ----
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$tmp'
+shared_preload_libraries = 'nokv'
+shared_buffers = 256MB
+nokv.memtable_size = 64MB
+fsync = on
+max_wal_size = 4GB
+checkpoint_timeout = 30min
+autovacuum = off
+EOF
+
+port=""
+for _ in 1 2 3 4 5; do
+	candidate=$((20000 + RANDOM % 40000))
+	port_in_use "$candidate" && continue
+	if "$PG_BIN/pg_ctl" -D "$pgdata" -l "$server_log" -w -t 60 \
+		-o "-p $candidate" start >/dev/null; then
+		port=$candidate
+		started=true
+		break
+	fi
+	grep -q 'could not bind\|could not create any TCP/IP sockets' "$server_log" ||
+		die "the server did not start"
+done
+[ -n "$port" ] || die "found no free port for the server"
+log "PostgreSQL listening on 127.0.0.1:$port"
+
+PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d bench)
+"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres \
+	-c 'CREATE DATABASE bench' >/dev/null
+
+psql_value()
+{
+	"${PSQL[@]}" -At -c "$1"
+}
+
+# ---------- data ----------
+
+# The payload: 100 bytes, a unique part (the id and an md5) padded with
+# English-like text, as in a typical row of a business table.
+PAYLOAD_SQL="rpad('row ' || g || ' ' || md5(g::text) || ' ', 100, 'the quick brown fox jumps over the lazy dog ')"
+
+log "generating $ROWS rows into $tmp/rows.copy"
+"${PSQL[@]}" -c "COPY (SELECT g, g % 1000, $PAYLOAD_SQL FROM generate_series(1, $ROWS) g) TO '$tmp/rows.copy'"
+"${PSQL[@]}" <<EOF
+CREATE EXTENSION nokv;
+CREATE TABLE t_heap (id bigint PRIMARY KEY, grp int NOT NULL, payload text) USING heap;
+CREATE INDEX t_heap_grp ON t_heap (grp);
+CREATE TABLE t_nokv (id bigint PRIMARY KEY, grp int NOT NULL, payload text) USING nokv;
+CREATE INDEX t_nokv_grp ON t_nokv (grp);
+CREATE SEQUENCE t_heap_ins START $((ROWS + 1000000));
+CREATE SEQUENCE t_nokv_ins START $((ROWS + 1000000));
+EOF
+
+# ---------- header ----------
+
+mem_kb=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo 2>/dev/null || echo 0)
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)
+fs=$(df -T "$tmp" 2>/dev/null | awk 'NR == 2 { print $1 " " $2 }')
+settings=$(psql_value "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name)
+	FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'wal_sync_method', 'full_page_writes',
+	'wal_level', 'max_wal_size', 'checkpoint_timeout', 'autovacuum', 'nokv.memtable_size',
+	'nokv.max_memtables', 'nokv.block_cache_size', 'nokv.sync_mode', 'nokv.compression',
+	'nokv.vlog_threshold')")
+
+{
+	echo "# nokv table access method vs heap (bench/tableam.sh)"
+	echo "# date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	echo "# machine: nproc=$(nproc) cpu=\"$cpu_model\" memory=$((mem_kb / 1024)) MiB kernel=$(uname -r)"
+	echo "# data directory: $fs"
+	echo "# postgresql: $(psql_value 'SELECT version()')"
+	echo "# nokv: extension $(psql_value "SELECT extversion FROM pg_extension WHERE extname = 'nokv'"), $nokv_so md5 $nokv_md5"
+	echo "# command: $command_line (DURATION=$DURATION ROWS=$ROWS)"
+	echo "# settings: $settings"
+	echo "# schema: t_<am> (id bigint PRIMARY KEY, grp int NOT NULL, payload text) + INDEX (grp); grp = id % 1000"
+	echo "# payload: 100 bytes, $PAYLOAD_SQL"
+	echo "# pgbench: -n -M prepared -T $DURATION -c N -j N, a CHECKPOINT before each run, heap then nokv back to back;"
+	echo "#   synchronous_commit per run via PGOPTIONS (nokv.sync_mode follows it)"
+	echo "# load average before the run: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+	echo "#"
+} | tee "$results"
+
+# figure NAME UNIT HEAP NOKV
+figure()
+{
+	local ratio
+	ratio=$(awk -v h="$3" -v n="$4" 'BEGIN { if (h > 0) printf "%.2f", n / h; else print "-" }')
+	printf '%-34s %-8s %14s %14s %8s\n' "$1" "$2" "$3" "$4" "$ratio" | tee -a "$results"
+}
+
+printf '%-34s %-8s %14s %14s %8s\n' "figure" "unit" "heap" "nokv" "nokv/heap" | tee -a "$results"
+
+# ---------- COPY ----------
+
+declare -A copy_secs
+for am in heap nokv; do
+	"${PSQL[@]}" -c CHECKPOINT
+	log "COPY $ROWS rows into t_$am"
+	t0=$(date +%s.%N)
+	"${PSQL[@]}" -c "COPY t_$am FROM '$tmp/rows.copy'"
+	t1=$(date +%s.%N)
+	copy_secs[$am]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+	log "COPY into t_$am: ${copy_secs[$am]} s"
+	"${PSQL[@]}" -c "VACUUM ANALYZE t_$am"
+done
+figure "COPY $ROWS rows" "rows/s" \
+	"$(awk -v r="$ROWS" -v s="${copy_secs[heap]}" 'BEGIN { printf "%.0f", r / s }')" \
+	"$(awk -v r="$ROWS" -v s="${copy_secs[nokv]}" 'BEGIN { printf "%.0f", r / s }')"
+figure "COPY $ROWS rows (elapsed)" "s" "${copy_secs[heap]}" "${copy_secs[nokv]}"
+
+# ---------- sizes ----------
+
+[ "$(psql_value 'SELECT count(*) FROM t_nokv')" = "$ROWS" ] || die "t_nokv does not have $ROWS rows after COPY"
+[ "$(psql_value 'SELECT count(*) FROM t_heap')" = "$ROWS" ] || die "t_heap does not have $ROWS rows after COPY"
+psql_value 'SELECT nokv_flush()' >/dev/null
+heap_table=$(psql_value "SELECT pg_relation_size('t_heap')")
+heap_idx=$(psql_value "SELECT pg_indexes_size('t_heap')")
+nokv_table=$(psql_value "SELECT nokv_table_size('t_nokv')")
+nokv_idx=$(psql_value "SELECT pg_indexes_size('t_nokv')")
+psql_value 'SELECT nokv_compact()' >/dev/null
+nokv_table_c=$(psql_value "SELECT nokv_table_size('t_nokv')")
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+figure "table size after COPY (flushed)" "MiB" "$(mib "$heap_table")" "$(mib "$nokv_table")"
+figure "table size after nokv_compact()" "MiB" "$(mib "$heap_table")" "$(mib "$nokv_table_c")"
+figure "indexes size" "MiB" "$(mib "$heap_idx")" "$(mib "$nokv_idx")"
+figure "table + indexes (flushed)" "MiB" "$(mib $((heap_table + heap_idx)))" "$(mib $((nokv_table + nokv_idx)))"
+figure "table + indexes (compacted)" "MiB" "$(mib $((heap_table + heap_idx)))" "$(mib $((nokv_table_c + nokv_idx)))"
+
+# ---------- pgbench runs ----------
+
+for am in heap nokv; do
+	cat >"$tmp/$am-insert.sql" <<EOF
+\set g random(0, 999)
+INSERT INTO t_$am (id, grp, payload) VALUES (nextval('t_${am}_ins'), :g, rpad('inserted ' || :g || ' ', 100, 'the quick brown fox jumps over the lazy dog '));
+EOF
+	cat >"$tmp/$am-point.sql" <<EOF
+\set id random(1, $ROWS)
+SELECT payload FROM t_$am WHERE id = :id;
+EOF
+	cat >"$tmp/$am-range.sql" <<EOF
+\set id random(1, $((ROWS - 99)))
+SELECT id, payload FROM t_$am WHERE id BETWEEN :id AND :id + 99;
+EOF
+	cat >"$tmp/$am-update.sql" <<EOF
+\set id random(1, $ROWS)
+UPDATE t_$am SET payload = rpad('updated ' || :id || ' ', 100, 'the quick brown fox jumps over the lazy dog ') WHERE id = :id;
+EOF
+done
+
+# run AM WORKLOAD CLIENTS SYNC: prints the TPS
+run()
+{
+	local out tps
+	"${PSQL[@]}" -c CHECKPOINT
+	out=$(PGOPTIONS="-c synchronous_commit=$4" "$PG_BIN/pgbench" -n -M prepared -T "$DURATION" \
+		-c "$3" -j "$3" -h 127.0.0.1 -p "$port" -U postgres -f "$tmp/$1-$2.sql" bench 2>&1) ||
+		{ echo "$out" >&2; die "pgbench $1 $2 -c $3 failed"; }
+	tps=$(echo "$out" | awk '/^tps = / { printf "%.0f", $3 }')
+	failed=$(echo "$out" | awk '/number of failed transactions/ { print $5 }')
+	[ "${failed:-0}" = 0 ] || die "pgbench $1 $2: $failed failed transactions"
+	echo "   $1 $2 -c $3 sync=$4: $tps tps" >>"$tmp/runs.log"
+	echo "$tps"
+}
+
+for spec in "insert 1 on" "insert 2 on" "insert 1 off" "insert 2 off" \
+	"point 1 on" "point 2 on" "range 1 on" "range 2 on" \
+	"update 1 on" "update 2 on" "update 1 off" "update 2 off"; do
+	read -r w c s <<<"$spec"
+	log "$w, $c client(s), synchronous_commit=$s"
+	h=$(run heap "$w" "$c" "$s")
+	n=$(run nokv "$w" "$c" "$s")
+	figure "$w -c $c sync=$s" "tps" "$h" "$n"
+done
+
+# ---------- the end state ----------
+
+heap_rows=$(psql_value "SELECT count(*) || ' ' || sum(id) FROM t_heap")
+nokv_rows=$(psql_value "SELECT count(*) || ' ' || sum(id) FROM t_nokv")
+psql_value 'SELECT nokv_flush()' >/dev/null
+{
+	echo "#"
+	echo "# end state: heap rows/sum(id) $heap_rows, nokv $nokv_rows (inserted rows differ with the TPS)"
+	echo "# end sizes: heap table $(mib "$(psql_value "SELECT pg_relation_size('t_heap')")") MiB + indexes $(mib "$(psql_value "SELECT pg_indexes_size('t_heap')")") MiB;" \
+		"nokv table $(mib "$(psql_value "SELECT nokv_table_size('t_nokv')")") MiB (flushed, not compacted) + indexes $(mib "$(psql_value "SELECT pg_indexes_size('t_nokv')")") MiB"
+} | tee -a "$results"
+log "results: $results"
