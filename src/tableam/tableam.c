@@ -307,11 +307,23 @@ nokv_parallelscan_reinitialize(Relation rel, ParallelTableScanDesc pscan)
 
 /* ---------- index fetches ---------- */
 
+/*
+ * Index scans often fetch rows in rising row-id order (a range of a key
+ * that grew with the table): under an MVCC snapshot the fetch keeps an
+ * engine iterator and steps forward to nearby row ids instead of looking
+ * each one up from scratch.  The iterator sees the engine as of its
+ * creation, after the snapshot was taken, so it misses nothing the
+ * snapshot could see.
+ */
+#define FETCH_STEP_LIMIT 16
+
 typedef struct NokvIndexFetch
 {
 	IndexFetchTableData base;
 	uint64		tableid;
 	RowState	rs;
+	bool		iter_open;
+	RowIter		ri;
 } NokvIndexFetch;
 
 static IndexFetchTableData *
@@ -334,6 +346,9 @@ static void
 nokv_index_fetch_end(IndexFetchTableData *scan)
 {
 	NokvIndexFetch *f = (NokvIndexFetch *) scan;
+
+	if (f->iter_open)
+		rowiter_end(&f->ri);
 
 	rowstate_reset(&f->rs);
 	if (f->rs.markers)
@@ -367,6 +382,8 @@ nokv_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snap
 	Relation	rel = scan->rel;
 	uint64		rowid;
 	bool		visible;
+	bool		found;
+	RowState   *rs;
 
 	*call_again = false;
 	if (all_dead)
@@ -374,23 +391,46 @@ nokv_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snap
 	if (!tid_is_row(tid))
 		return false;
 	rowid = rowid_from_tid(tid);
-	if (!rowstate_read(nokv_engine(), f->tableid, rowid, &f->rs))
+	if (snapshot->snapshot_type == SNAPSHOT_MVCC)
+	{
+		if (!f->iter_open)
+		{
+			rowiter_begin(&f->ri, f->tableid, true);
+			f->iter_open = true;
+		}
+		if (f->ri.pos != 0 || f->ri.rowid > rowid || rowid - f->ri.rowid > FETCH_STEP_LIMIT)
+			rowiter_seek(&f->ri, rowid);
+		while ((f->ri.pos != 0 || f->ri.rowid < rowid) &&
+			   rowiter_step(&f->ri, ForwardScanDirection))
+		{
+			if (f->ri.rowid >= rowid)
+				break;
+		}
+		rs = &f->ri.rs;
+		found = f->ri.pos == 0 && f->ri.rowid == rowid;
+	}
+	else
+	{
+		rs = &f->rs;
+		found = rowstate_read(nokv_engine(), f->tableid, rowid, rs);
+	}
+	if (!found)
 	{
 		if (all_dead)
 			*all_dead = true;
 		return false;
 	}
-	visible = rowstate_visible(&f->rs, snapshot);
-	tam_conflict_out(rel, &f->rs, visible, snapshot);
+	visible = rowstate_visible(rs, snapshot);
+	tam_conflict_out(rel, rs, visible, snapshot);
 	if (!visible)
 	{
 		if (all_dead && IsMVCCSnapshot(snapshot))
-			*all_dead = tam_row_dead_to_all(rel, &f->rs);
+			*all_dead = tam_row_dead_to_all(rel, rs);
 		return false;
 	}
 	if (IsMVCCSnapshot(snapshot))
-		PredicateLockTID(rel, tid, snapshot, f->rs.xmin);
-	tam_store_row(&f->rs, rel, rowid, slot);
+		PredicateLockTID(rel, tid, snapshot, rs->xmin);
+	tam_store_row(rs, rel, rowid, slot);
 	pgstat_count_heap_fetch(rel);
 	return true;
 }
@@ -989,7 +1029,14 @@ nokv_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandI
 			row_key(key, c.tableid, newrow);
 			batch_put(b, key, &val);
 
-			/* running key-share lockers (FK checks) keep their lock on the new version */
+			batch_write(b);
+
+			/*
+			 * Running key-share lockers (FK checks) keep their lock on the new
+			 * version.  A batch holds one version per key, so the markers go
+			 * in a second WAL record, after the new row.
+			 */
+			b = NULL;
 			for (int i = 0; i < rs.nmarkers; i++)
 			{
 				RowMarker  *m = &rs.markers[i];
@@ -997,11 +1044,18 @@ nokv_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandI
 				if (!(m->flags & ROW_VH_LOCK) || TransactionIdIsCurrentTransactionId(m->xid) ||
 					!TransactionIdIsInProgress(m->xid))
 					continue;
+				if (b != NULL)
+				{
+					batch_write(b);
+					b = NULL;
+				}
+				b = batch_new();
 				resetStringInfo(&val);
 				row_encode_marker(&val, ROW_VH_LOCK, m->fxid, m->cid, m->mode, 0);
 				batch_put(b, key, &val);
 			}
-			batch_write(b);
+			if (b != NULL)
+				batch_write(b);
 			pfree(val.data);
 			tid_from_rowid(&slot->tts_tid, newrow);
 			slot->tts_tableOid = RelationGetRelid(rel);

@@ -504,8 +504,8 @@ tam_index_build_range_scan(Relation table_rel, Relation index_rel,
 		callback(index_rel, &slot->tts_tid, values, isnull, alive, callback_state);
 	}
 
-	if (own_scan)
-		table_endscan(sscan);
+	/* as heap does, also a scan the caller began (parallel builds) */
+	table_endscan(sscan);
 	if (need_unregister)
 		UnregisterSnapshot(snapshot);
 	ExecDropSingleTupleTableSlot(slot);
