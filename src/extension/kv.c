@@ -20,8 +20,10 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "storage/procarray.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -344,4 +346,69 @@ void
 nokv_kv_iter_end(NokvKvIter *ki)
 {
 	iter_release(ki);
+}
+
+/* ---------- versions (optimistic checks) ---------- */
+
+typedef struct NewestCommitted
+{
+	bool		found;
+	uint64		version;
+} NewestCommitted;
+
+/* the newest version whose writer committed or is this transaction */
+static bool
+newest_committed(void *arg, int cf, const char *key, size_t klen,
+				 uint64_t version, const char *value, size_t vlen)
+{
+	NewestCommitted *nc = (NewestCommitted *) arg;
+	NokvVersionHeader h;
+	TransactionId xid;
+
+	if (!nokv_vh_decode(value, vlen, &h))
+		return false;
+	xid = XidFromFullTransactionId(h.xmin);
+	if (!(h.flags & NOKV_VH_FROZEN) && !TransactionIdIsCurrentTransactionId(xid))
+	{
+		/* in-progress checks come first, as in nokv_mvcc_visible */
+		if (TransactionIdIsInProgress(xid) || !TransactionIdDidCommit(xid))
+			return false;
+	}
+	nc->found = true;
+	nc->version = version;
+	return true;
+}
+
+/*
+ * The engine version of the newest version of (cf, key) that committed or
+ * that this transaction wrote, deletes and expired values included (they
+ * are changes too); 0 if there is none.  *live says whether that version
+ * is a value (not a delete), *expires_at gives its expiry.  Two calls
+ * return the same version exactly when no write of the key committed in
+ * between, which is what an optimistic check (the gateway's WATCH) needs.
+ */
+uint64
+nokv_kv_newest_version(nokv_db *db, int cf, const char *key, size_t klen,
+					   bool *live, uint64 *expires_at)
+{
+	nokv_read_options ro;
+	nokv_error	err;
+	NewestCommitted nc = {0};
+	NokvVersionHeader h;
+	char	   *raw = NULL;
+	size_t		rawlen = 0;
+	uint64_t	exp = 0;
+	int			rc;
+
+	nokv_read_options_init(&ro);
+	ro.visible = newest_committed;
+	ro.visible_arg = &nc;
+	rc = nokv_get_ttl(db, &ro, cf, key, klen, &raw, &rawlen, &exp, &err);
+	if (rc != NOKV_OK && rc != NOKV_NOT_FOUND)
+		nokv_raise_engine_error(rc, &err, "read");
+	*live = rc == NOKV_OK && nokv_vh_decode(raw, rawlen, &h) && !(h.flags & NOKV_VH_DELETED);
+	*expires_at = rc == NOKV_OK ? exp : 0;
+	if (raw)
+		free(raw);
+	return nc.found ? nc.version : 0;
 }

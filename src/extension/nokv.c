@@ -116,7 +116,6 @@ define_settings(void)
 							"Transactions after which compaction rewrites all data to freeze old xids.",
 							NULL, &nokv_freeze_max_age, 100000000, 10000, 1000000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	MarkGUCPrefixReserved("nokv");
 }
 
 /*
@@ -151,6 +150,13 @@ _PG_init(void)
 	nokv_workers_register();
 	nokv_tableam_init();
 	nokv_gateway_init();
+
+	/*
+	 * Only after every module has defined its settings: reserving the prefix
+	 * drops the placeholders of nokv.* settings not yet defined, which would
+	 * lose their postgresql.conf values.
+	 */
+	MarkGUCPrefixReserved("nokv");
 }
 
 PG_FUNCTION_INFO_V1(nokv_engine_version);

@@ -261,6 +261,14 @@ extern void nokv_kv_iter_seek(NokvKvIter *ki, const char *key, size_t klen);
 extern bool nokv_kv_iter_next(NokvKvIter *ki, NokvKvEntry *e);
 extern void nokv_kv_iter_end(NokvKvIter *ki);
 
+/*
+ * The engine version of the newest committed (or own) version of (cf, key),
+ * deletes and expired values included; 0 if none.  Unchanged exactly when
+ * no write of the key committed in between (the gateway's WATCH).
+ */
+extern uint64 nokv_kv_newest_version(nokv_db *db, int cf, const char *key, size_t klen,
+									 bool *live, uint64 *expires_at);
+
 /* ---------- modules with their own directories ---------- */
 
 /* src/gateway: the RESP gateway's settings and worker (called by _PG_init) */
