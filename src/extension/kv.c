@@ -34,6 +34,13 @@
 #define EPOCH_SHIFT_MS \
 	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000)
 
+/*
+ * What the engine charges a memtable for an entry beyond its key and value
+ * (internal key trailer, value header, skiplist node with its tower); a
+ * batch may cost at most half a memtable.
+ */
+#define KV_ENTRY_OVERHEAD 512
+
 struct NokvKvIter
 {
 	nokv_iter  *it;				/* NULL once ended */
@@ -82,7 +89,7 @@ nokv_kv_check_value_size(size_t klen, size_t vlen)
 {
 	size_t		limit = (size_t) nokv_memtable_size_kb * 1024 / 2;
 
-	if (klen + vlen + NOKV_VH_SIZE + 64 > limit || vlen > NOKV_MAX_VALUE_SIZE - NOKV_VH_SIZE)
+	if (klen + vlen + NOKV_VH_SIZE + KV_ENTRY_OVERHEAD > limit || vlen > NOKV_MAX_VALUE_SIZE - NOKV_VH_SIZE)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("nokv value of %zu bytes is too large", vlen),
@@ -94,7 +101,7 @@ size_t
 nokv_kv_max_value_size(size_t klen)
 {
 	size_t		limit = (size_t) nokv_memtable_size_kb * 1024 / 2;
-	size_t		over = klen + NOKV_VH_SIZE + 64;
+	size_t		over = klen + NOKV_VH_SIZE + KV_ENTRY_OVERHEAD;
 
 	if (over >= limit)
 		return 0;
