@@ -23,65 +23,11 @@ use Test::More;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use NokvTest;
+use RespClient;
 
 my $redis_server = `command -v redis-server 2>/dev/null`;
 chomp $redis_server;
 plan skip_all => 'redis-server is not installed' unless $redis_server;
-
-# ---------- a minimal RESP client ----------
-
-sub resp_enc
-{
-	my $o = '*' . scalar(@_) . "\r\n";
-	$o .= '$' . length($_) . "\r\n$_\r\n" foreach @_;
-	return $o;
-}
-
-sub fill
-{
-	my ($s) = @_;
-	my $rin = '';
-	vec($rin, fileno($s->{sock}), 1) = 1;
-	return 0 unless select(my $r = $rin, undef, undef, 10);
-	my $n = sysread($s->{sock}, my $d, 1 << 20);
-	return 0 unless $n;
-	$s->{buf} .= $d;
-	return 1;
-}
-
-sub resp_read
-{
-	my ($s) = @_;
-	while ($s->{buf} !~ /\r\n/) { fill($s) or return undef; }
-	$s->{buf} =~ s/^(.*?\r\n)//s;
-	my $line = $1;
-	my $t = substr($line, 0, 1);
-	my $n = substr($line, 1, -2);
-	my $out = $line;
-	if (($t eq '$' || $t eq '=') && $n >= 0)
-	{
-		while (length($s->{buf}) < $n + 2) { fill($s) or return undef; }
-		$out .= substr($s->{buf}, 0, $n + 2, '');
-	}
-	elsif ($t eq '*' || $t eq '~' || $t eq '%')
-	{
-		for (1 .. ($t eq '%' ? 2 * $n : $n))
-		{
-			my $r = resp_read($s);
-			return undef unless defined $r;
-			$out .= $r;
-		}
-	}
-	return $out;
-}
-
-sub resp_connect
-{
-	my ($port) = @_;
-	my $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 10)
-	  or return undef;
-	return { sock => $sock, buf => '' };
-}
 
 # \r \n \t \\ \" and \xNN
 sub unescape
@@ -112,7 +58,7 @@ sub encode_line
 sub run_script
 {
 	my ($port, @lines) = @_;
-	my $s = resp_connect($port) or die "connect $port: $!";
+	my $s = resp_try_connect($port) or die "connect $port: $!";
 	my @out;
 	foreach my $line (@lines)
 	{
@@ -180,7 +126,7 @@ system($redis_server, '--port', $redis_port, '--bind', '127.0.0.1', '--save', ''
 my $probe;
 foreach (1 .. 100)
 {
-	$probe = resp_connect($redis_port);
+	$probe = resp_try_connect($redis_port);
 	last if $probe;
 	usleep(50_000);
 }
@@ -192,7 +138,7 @@ my $node = nokv_node('resp_diff', conf => "nokv.resp_listen = '127.0.0.1:$port'\
 my $ready;
 foreach (1 .. 100)
 {
-	$ready = resp_connect($port);
+	$ready = resp_try_connect($port);
 	last if $ready;
 	usleep(100_000);
 }
@@ -226,7 +172,7 @@ note("$total replies compared");
 sub all_keys
 {
 	my ($p) = @_;
-	my $s = resp_connect($p);
+	my $s = resp_try_connect($p);
 	syswrite($s->{sock}, resp_enc('KEYS', '*'));
 	my $r = resp_read($s);
 	my @keys;

@@ -20,84 +20,9 @@ use Test::More;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use NokvTest;
+use RespClient;
 
 $SIG{PIPE} = 'IGNORE';
-
-# ---------- a minimal RESP client ----------
-
-sub resp_enc
-{
-	my $o = '*' . scalar(@_) . "\r\n";
-	$o .= '$' . length($_) . "\r\n$_\r\n" foreach @_;
-	return $o;
-}
-
-sub fill
-{
-	my ($s) = @_;
-	my $rin = '';
-	vec($rin, fileno($s->{sock}), 1) = 1;
-	return 0 unless select(my $r = $rin, undef, undef, 20);
-	my $n = sysread($s->{sock}, my $d, 1 << 20);
-	return 0 unless $n;
-	$s->{buf} .= $d;
-	return 1;
-}
-
-# one whole reply, raw; undef when the connection ends first
-sub resp_read
-{
-	my ($s) = @_;
-	while ($s->{buf} !~ /\r\n/) { fill($s) or return undef; }
-	$s->{buf} =~ s/^(.*?\r\n)//s;
-	my $line = $1;
-	my $t = substr($line, 0, 1);
-	my $n = substr($line, 1, -2);
-	my $out = $line;
-	if (($t eq '$' || $t eq '=') && $n >= 0)
-	{
-		while (length($s->{buf}) < $n + 2) { fill($s) or return undef; }
-		$out .= substr($s->{buf}, 0, $n + 2, '');
-	}
-	elsif ($t eq '*' || $t eq '~' || $t eq '%')
-	{
-		for (1 .. ($t eq '%' ? 2 * $n : $n))
-		{
-			my $r = resp_read($s);
-			return undef unless defined $r;
-			$out .= $r;
-		}
-	}
-	return $out;
-}
-
-sub resp_connect
-{
-	my ($port) = @_;
-	my $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 10)
-	  or die "connect to $port: $!";
-	return { sock => $sock, buf => '' };
-}
-
-sub resp_cmd
-{
-	my ($s, @args) = @_;
-	syswrite($s->{sock}, resp_enc(@args));
-	return resp_read($s);
-}
-
-sub bulk { return '$' . length($_[0]) . "\r\n$_[0]\r\n"; }
-
-# is the connection closed (EOF within a few seconds)?
-sub resp_closed
-{
-	my ($s, $seconds) = @_;
-	my $rin = '';
-	vec($rin, fileno($s->{sock}), 1) = 1;
-	return 0 unless select(my $r = $rin, undef, undef, $seconds);
-	my $n = sysread($s->{sock}, my $d, 65536);
-	return !$n;
-}
 
 # write all of $data unless the peer closes; returns bytes written
 sub write_all
