@@ -62,24 +62,9 @@ CLIENTS="${CLIENTS:-1 2}"
 WORKLOADS="${WORKLOADS:-point range}"
 SURFACES="heap fdw func"
 
-if [ -z "${PG_BIN:-}" ]; then
-	if [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
-		PG_BIN=/usr/lib/postgresql/15/bin
-	else
-		PG_BIN=$(pg_config --bindir)
-	fi
-fi
-
-die()
-{
-	printf 'fdw.sh: error: %s\n' "$*" >&2
-	exit 1
-}
-
-log()
-{
-	printf '==> %s\n' "$*"
-}
+BENCH_NAME=fdw
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 case $DURATION in ''|*[!0-9]*|0) die "DURATION must be a positive integer, not \"$DURATION\"" ;; esac
 case $KEYS in ''|*[!0-9]*|0) die "KEYS must be a positive integer, not \"$KEYS\"" ;; esac
@@ -92,98 +77,14 @@ for w in $WORKLOADS; do
 	case $w in point|range) ;; *) die "unknown workload \"$w\" (point, range)" ;; esac
 done
 
-# ---------- run as root: again as postgres, then copy the results ----------
-
-if [ "$(id -u)" -eq 0 ]; then
-	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-	id postgres >/dev/null 2>&1 || die "running as root and there is no postgres user to run PostgreSQL as"
-	work=$(mktemp -d "${TMPDIR:-/tmp}/nokv-fdw-root.XXXXXX")
-	# shellcheck disable=SC2064
-	trap "rm -rf '$work'" EXIT
-	cp "${BASH_SOURCE[0]}" "$work/fdw.sh"
-	mkdir "$work/results"
-	chown -R postgres: "$work"
-	log "running as root: running the benchmark as postgres"
-	set +e
-	# shellcheck disable=SC2016
-	runuser -u postgres -- env \
-		DURATION="$DURATION" KEYS="$KEYS" VALUE_SIZE="$VALUE_SIZE" \
-		CLIENTS="$CLIENTS" WORKLOADS="$WORKLOADS" PG_BIN="$PG_BIN" \
-		TMPDIR="${TMPDIR:-/tmp}" FDW_RESULTS_DIR="$work/results" \
-		FDW_COMMAND="bench/fdw.sh (as root, run as postgres)" \
-		bash -c 'cd "$1" && exec bash ./fdw.sh' fdw.sh "$work" </dev/null
-	rc=$?
-	set -e
-	mkdir -p "$repo/bench/results"
-	for f in "$work"/results/*; do
-		[ -e "$f" ] || continue
-		cp "$f" "$repo/bench/results/"
-		log "results: bench/results/$(basename "$f")"
-	done
-	exit "$rc"
-fi
-
-# ---------- paths ----------
-
-if [ -n "${FDW_RESULTS_DIR:-}" ]; then
-	results_dir=$FDW_RESULTS_DIR
-	command_line=${FDW_COMMAND:-bench/fdw.sh}
-else
-	results_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/results"
-	command_line=bench/fdw.sh
-fi
-mkdir -p "$results_dir"
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-results="$results_dir/fdw-$stamp.txt"
-
-for prog in initdb pg_ctl postgres psql pgbench pg_config; do
-	[ -x "$PG_BIN/$prog" ] || die "$PG_BIN/$prog not found (set PG_BIN)"
-done
-nokv_so="$("$PG_BIN/pg_config" --pkglibdir)/nokv.so"
-[ -f "$nokv_so" ] || die "nokv.so is not installed in $("$PG_BIN/pg_config" --pkglibdir): run make install first"
-nokv_md5=$(md5sum "$nokv_so" | cut -d' ' -f1)
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/nokv-fdw.XXXXXX")
-pgdata="$tmp/data"
-server_log="$tmp/server.log"
-started=false
-
-cleanup()
-{
-	local rc=$?
-
-	if $started; then
-		"$PG_BIN/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$server_log" ]; then
-		echo "---------- last lines of the server log ----------" >&2
-		tail -n 30 "$server_log" >&2 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$results" ]; then
-		rm -f "$results"
-		echo "fdw.sh: the run failed, $results not kept" >&2
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_rerun_as_postgres DURATION KEYS VALUE_SIZE CLIENTS WORKLOADS
+bench_paths
+bench_require initdb pg_ctl postgres psql pgbench pg_config
+bench_workspace
 
 # ---------- the instance ----------
 
-port_in_use()
-{
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-log "initdb in $pgdata"
-"$PG_BIN/initdb" -D "$pgdata" -U postgres --auth=trust --encoding=UTF8 --locale=C \
-	>"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; die "initdb failed"; }
-
-cat >>"$pgdata/postgresql.conf" <<EOF
-
-# ---- bench/fdw.sh ----
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$tmp'
-shared_preload_libraries = 'nokv'
+bench_initdb <<EOF
 shared_buffers = 256MB
 nokv.memtable_size = 64MB
 nokv.block_cache_size = 256MB
@@ -192,31 +93,7 @@ max_wal_size = 8GB
 checkpoint_timeout = 30min
 EOF
 
-port=""
-for _ in 1 2 3 4 5; do
-	candidate=$((20000 + RANDOM % 40000))
-	port_in_use "$candidate" && continue
-	if "$PG_BIN/pg_ctl" -D "$pgdata" -l "$server_log" -w -t 60 \
-		-o "-p $candidate" start >/dev/null; then
-		port=$candidate
-		started=true
-		break
-	fi
-	grep -q 'could not bind\|could not create any TCP/IP sockets' "$server_log" ||
-		die "the server did not start"
-done
-[ -n "$port" ] || die "found no free port for the server"
-log "PostgreSQL listening on 127.0.0.1:$port"
-
-PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d bench)
-
-"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres \
-	-c 'CREATE DATABASE bench' >/dev/null
-
-psql_value()
-{
-	"${PSQL[@]}" -At -c "$1"
-}
+bench_start
 
 # ---------- data ----------
 

@@ -63,24 +63,9 @@ WORKLOADS="${WORKLOADS:-read upsert}"
 NOKV_BLOCK_CACHE="${NOKV_BLOCK_CACHE:-}"
 SYNC_MODES="on off"
 
-if [ -z "${PG_BIN:-}" ]; then
-	if [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
-		PG_BIN=/usr/lib/postgresql/15/bin
-	else
-		PG_BIN=$(pg_config --bindir)
-	fi
-fi
-
-die()
-{
-	printf 'pg_kv.sh: error: %s\n' "$*" >&2
-	exit 1
-}
-
-log()
-{
-	printf '==> %s\n' "$*"
-}
+BENCH_NAME=pg_kv
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 case $DURATION in ''|*[!0-9]*|0) die "DURATION must be a positive integer, not \"$DURATION\"" ;; esac
 case $KEYS in ''|*[!0-9]*|0) die "KEYS must be a positive integer, not \"$KEYS\"" ;; esac
@@ -92,101 +77,14 @@ for w in $WORKLOADS; do
 	case $w in read|upsert) ;; *) die "unknown workload \"$w\" (read, upsert)" ;; esac
 done
 
-# ---------- run as root: again as postgres, then copy the results ----------
-
-if [ "$(id -u)" -eq 0 ]; then
-	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-	id postgres >/dev/null 2>&1 || die "running as root and there is no postgres user to run PostgreSQL as"
-	work=$(mktemp -d "${TMPDIR:-/tmp}/nokv-pg-kv-root.XXXXXX")
-	# shellcheck disable=SC2064
-	trap "rm -rf '$work'" EXIT
-	cp "${BASH_SOURCE[0]}" "$work/pg_kv.sh"
-	mkdir "$work/results"
-	chown -R postgres: "$work"
-	log "running as root: running the benchmark as postgres"
-	set +e
-	# shellcheck disable=SC2016
-	runuser -u postgres -- env \
-		DURATION="$DURATION" KEYS="$KEYS" VALUE_SIZE="$VALUE_SIZE" \
-		CLIENTS="$CLIENTS" WORKLOADS="$WORKLOADS" PG_BIN="$PG_BIN" \
-		NOKV_BLOCK_CACHE="$NOKV_BLOCK_CACHE" \
-		TMPDIR="${TMPDIR:-/tmp}" PG_KV_RESULTS_DIR="$work/results" \
-		PG_KV_COMMAND="bench/pg_kv.sh (as root, run as postgres)" \
-		bash -c 'cd "$1" && exec bash ./pg_kv.sh' pg_kv.sh "$work" </dev/null
-	rc=$?
-	set -e
-	mkdir -p "$repo/bench/results"
-	for f in "$work"/results/*; do
-		[ -e "$f" ] || continue
-		cp "$f" "$repo/bench/results/"
-		log "results: bench/results/$(basename "$f")"
-	done
-	exit "$rc"
-fi
-
-# ---------- paths ----------
-
-if [ -n "${PG_KV_RESULTS_DIR:-}" ]; then
-	results_dir=$PG_KV_RESULTS_DIR
-	command_line=${PG_KV_COMMAND:-bench/pg_kv.sh}
-else
-	results_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/results"
-	command_line=bench/pg_kv.sh
-fi
-mkdir -p "$results_dir"
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-results="$results_dir/pg_kv-$stamp.txt"
-
-for prog in initdb pg_ctl postgres psql pgbench pg_config; do
-	[ -x "$PG_BIN/$prog" ] || die "$PG_BIN/$prog not found (set PG_BIN)"
-done
-[ -f "$("$PG_BIN/pg_config" --pkglibdir)/nokv.so" ] ||
-	die "nokv.so is not installed in $("$PG_BIN/pg_config" --pkglibdir): run make install first"
-
-nokv_so="$("$PG_BIN/pg_config" --pkglibdir)/nokv.so"
-nokv_md5=$(md5sum "$nokv_so" | cut -d' ' -f1)
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/nokv-pg-kv.XXXXXX")
-pgdata="$tmp/data"
-server_log="$tmp/server.log"
-started=false
-
-cleanup()
-{
-	local rc=$?
-
-	if $started; then
-		"$PG_BIN/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$server_log" ]; then
-		echo "---------- last lines of the server log ----------" >&2
-		tail -n 30 "$server_log" >&2 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$results" ]; then
-		rm -f "$results"
-		echo "pg_kv.sh: the run failed, $results not kept" >&2
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_rerun_as_postgres DURATION KEYS VALUE_SIZE CLIENTS WORKLOADS NOKV_BLOCK_CACHE
+bench_paths
+bench_require initdb pg_ctl postgres psql pgbench pg_config
+bench_workspace
 
 # ---------- the instance ----------
 
-port_in_use()
-{
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-log "initdb in $pgdata"
-"$PG_BIN/initdb" -D "$pgdata" -U postgres --auth=trust --encoding=UTF8 --locale=C \
-	>"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; die "initdb failed"; }
-
-cat >>"$pgdata/postgresql.conf" <<EOF
-
-# ---- bench/pg_kv.sh ----
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$tmp'
-shared_preload_libraries = 'nokv'
+bench_initdb <<EOF
 shared_buffers = 256MB
 nokv.memtable_size = 64MB
 fsync = on
@@ -197,33 +95,7 @@ if [ -n "$NOKV_BLOCK_CACHE" ]; then
 	echo "nokv.block_cache_size = '$NOKV_BLOCK_CACHE'" >>"$pgdata/postgresql.conf"
 fi
 
-port=""
-for _ in 1 2 3 4 5; do
-	candidate=$((20000 + RANDOM % 40000))
-	port_in_use "$candidate" && continue
-	if "$PG_BIN/pg_ctl" -D "$pgdata" -l "$server_log" -w -t 60 \
-		-o "-p $candidate" start >/dev/null; then
-		port=$candidate
-		started=true
-		break
-	fi
-	# lost a race for the port, or something else: retry only the former
-	grep -q 'could not bind\|could not create any TCP/IP sockets' "$server_log" ||
-		die "the server did not start"
-done
-[ -n "$port" ] || die "found no free port for the server"
-log "PostgreSQL listening on 127.0.0.1:$port"
-
-PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d bench)
-
-"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres \
-	-c 'CREATE DATABASE bench' >/dev/null
-
-# psql_value SQL: one value, unaligned
-psql_value()
-{
-	"${PSQL[@]}" -At -c "$1"
-}
+bench_start
 
 # ---------- data ----------
 

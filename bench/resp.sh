@@ -52,24 +52,9 @@ PIPELINES="${PIPELINES:-1 16}"
 TESTS="${TESTS:-set,get,incr,mset}"
 SYNC_MODES="on off"
 
-if [ -z "${PG_BIN:-}" ]; then
-	if [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
-		PG_BIN=/usr/lib/postgresql/15/bin
-	else
-		PG_BIN=$(pg_config --bindir)
-	fi
-fi
-
-die()
-{
-	printf 'resp.sh: error: %s\n' "$*" >&2
-	exit 1
-}
-
-log()
-{
-	printf '==> %s\n' "$*"
-}
+BENCH_NAME=resp
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 for v in REQUESTS CLIENTS; do
 	case ${!v} in ''|*[!0-9]*|0) die "$v must be a positive integer, not \"${!v}\"" ;; esac
@@ -83,110 +68,24 @@ done
 
 # ---------- run as root: again as postgres, then copy the results ----------
 
-if [ "$(id -u)" -eq 0 ]; then
-	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-	id postgres >/dev/null 2>&1 || die "running as root and there is no postgres user to run PostgreSQL as"
-	work=$(mktemp -d "${TMPDIR:-/tmp}/nokv-resp-root.XXXXXX")
-	# shellcheck disable=SC2064
-	trap "rm -rf '$work'" EXIT
-	cp "${BASH_SOURCE[0]}" "$work/resp.sh"
-	mkdir "$work/results"
-	chown -R postgres: "$work"
-	log "running as root: running the benchmark as postgres"
-	set +e
-	# shellcheck disable=SC2016
-	runuser -u postgres -- env \
-		REQUESTS="$REQUESTS" CLIENTS="$CLIENTS" VALUE_SIZES="$VALUE_SIZES" PIPELINES="$PIPELINES" \
-		TESTS="$TESTS" PG_BIN="$PG_BIN" PATH="$PATH" TMPDIR="${TMPDIR:-/tmp}" \
-		RESP_RESULTS_DIR="$work/results" RESP_COMMAND="bench/resp.sh (as root, run as postgres)" \
-		bash -c 'cd "$1" && exec bash ./resp.sh' resp.sh "$work" </dev/null
-	rc=$?
-	set -e
-	mkdir -p "$repo/bench/results"
-	for f in "$work"/results/*; do
-		[ -e "$f" ] || continue
-		cp "$f" "$repo/bench/results/"
-		log "results: bench/results/$(basename "$f")"
-	done
-	exit "$rc"
-fi
-
-# ---------- paths ----------
-
-if [ -n "${RESP_RESULTS_DIR:-}" ]; then
-	results_dir=$RESP_RESULTS_DIR
-	command_line=${RESP_COMMAND:-bench/resp.sh}
-else
-	results_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/results"
-	command_line=bench/resp.sh
-fi
-mkdir -p "$results_dir"
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-results="$results_dir/resp-$stamp.txt"
-
-for prog in initdb pg_ctl postgres psql pg_config; do
-	[ -x "$PG_BIN/$prog" ] || die "$PG_BIN/$prog not found (set PG_BIN)"
-done
-nokv_so="$("$PG_BIN/pg_config" --pkglibdir)/nokv.so"
-[ -f "$nokv_so" ] || die "nokv.so is not installed in $("$PG_BIN/pg_config" --pkglibdir): run make install first"
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/nokv-resp.XXXXXX")
-pgdata="$tmp/data"
-server_log="$tmp/server.log"
-started=false
+bench_rerun_as_postgres REQUESTS CLIENTS VALUE_SIZES PIPELINES TESTS
+bench_paths
+bench_require initdb pg_ctl postgres psql pg_config
 redis_port=""
-
-cleanup()
+bench_cleanup_hook()
 {
-	local rc=$?
-
 	if [ -n "$redis_port" ]; then
 		redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
 	fi
-	if $started; then
-		"$PG_BIN/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$server_log" ]; then
-		echo "---------- last lines of the server log ----------" >&2
-		tail -n 30 "$server_log" >&2 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$results" ]; then
-		rm -f "$results"
-		echo "resp.sh: the run failed, $results not kept" >&2
-	fi
-	rm -rf "$tmp"
 }
-trap cleanup EXIT
-
-port_in_use()
-{
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-free_port()
-{
-	local p
-	for _ in $(seq 1 50); do
-		p=$((20000 + RANDOM % 40000))
-		port_in_use "$p" || { echo "$p"; return; }
-	done
-	die "found no free port"
-}
+bench_workspace
 
 # ---------- the instances ----------
 
-log "initdb in $pgdata"
-"$PG_BIN/initdb" -D "$pgdata" -U postgres --auth=trust --encoding=UTF8 --locale=C \
-	>"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; die "initdb failed"; }
 pg_port=$(free_port)
 gw_port=$(free_port)
-cat >>"$pgdata/postgresql.conf" <<EOC
-
-# ---- bench/resp.sh ----
-listen_addresses = '127.0.0.1'
+bench_initdb <<EOC
 port = $pg_port
-unix_socket_directories = '$tmp'
-shared_preload_libraries = 'nokv'
 shared_buffers = 256MB
 nokv.memtable_size = 64MB
 fsync = on
@@ -234,7 +133,7 @@ fs=$(df -T "$tmp" 2>/dev/null | awk 'NR == 2 { print $1 " " $2 }')
 	echo "# machine: nproc=$(nproc) cpu=\"$cpu_model\" memory=$((mem_kb / 1024)) MiB kernel=$(uname -r)"
 	echo "# data directory: $fs"
 	echo "# postgresql: $("${PSQL[@]}" -At -c 'SELECT version()')"
-	echo "# nokv: engine $("${PSQL[@]}" -At -c 'SELECT nokv_engine_version()'), $nokv_so md5 $(md5sum "$nokv_so" | cut -d' ' -f1)"
+	echo "# nokv: engine $("${PSQL[@]}" -At -c 'SELECT nokv_engine_version()'), $nokv_so md5 $nokv_md5"
 	echo "# redis: $(redis-server --version)"
 	echo "# command: $command_line (REQUESTS=$REQUESTS CLIENTS=$CLIENTS VALUE_SIZES=\"$VALUE_SIZES\" PIPELINES=\"$PIPELINES\" TESTS=$TESTS)"
 	echo "# postgresql settings: fsync=on shared_buffers=256MB nokv.memtable_size=64MB, others default (wal_sync_method fdatasync)"
