@@ -890,6 +890,9 @@ claim_row(RowClaim *c, RowState *rs, CommandId cid, Snapshot crosscheck,
 static void
 claim_init(RowClaim *c, Relation rel, ItemPointer tid)
 {
+	if (!tid_is_row(tid))
+		elog(ERROR, "invalid nokv row TID (%u,%u)",
+			 ItemPointerGetBlockNumberNoCheck(tid), ItemPointerGetOffsetNumberNoCheck(tid));
 	memset(c, 0, sizeof(RowClaim));
 	c->rel = rel;
 	c->tableid = rows_tableid(rel);
@@ -905,9 +908,6 @@ nokv_tuple_delete(Relation rel, ItemPointer tid, CommandId cid, Snapshot snapsho
 	RowState	rs;
 	TM_Result	result;
 
-	if (!tid_is_row(tid))
-		elog(ERROR, "invalid nokv row TID (%u,%u)",
-			 ItemPointerGetBlockNumberNoCheck(tid), ItemPointerGetOffsetNumberNoCheck(tid));
 	nokv_mvcc_prepare_write();
 	claim_init(&c, rel, tid);
 	rowstate_init(&rs, false);
@@ -990,9 +990,6 @@ nokv_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandI
 	MinimalTuple mt;
 	bool		keymod;
 
-	if (!tid_is_row(otid))
-		elog(ERROR, "invalid nokv row TID (%u,%u)",
-			 ItemPointerGetBlockNumberNoCheck(otid), ItemPointerGetOffsetNumberNoCheck(otid));
 	nokv_mvcc_prepare_write();
 	mt = form_row(rel, slot);
 	claim_init(&c, rel, otid);
@@ -1000,12 +997,23 @@ nokv_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandI
 	*update_indexes = false;
 	PG_TRY();
 	{
-		/* a first look decides the mode; the claim re-reads under its lock */
-		(void) rowstate_read(nokv_engine(), c.tableid, c.rowid, &rs);
-		keymod = rs.found && key_columns_changed(rel, &rs, slot);
-		*lockmode = keymod ? LockTupleExclusive : LockTupleNoKeyExclusive;
+		/*
+		 * A row id's data version never changes, so the claim's own read
+		 * tells whether key columns change; only then is the stronger mode
+		 * claimed, which waits for running key-share lockers too.
+		 */
+		*lockmode = LockTupleNoKeyExclusive;
 		result = claim_row(&c, &rs, cid, crosscheck, *lockmode,
 						   wait ? LockWaitBlock : LockWaitSkip, false, tmfd);
+		keymod = result == TM_Ok && key_columns_changed(rel, &rs, slot);
+		if (keymod)
+		{
+			*lockmode = LockTupleExclusive;
+			rows_unlock_row(c.tableid, c.rowid);
+			c.row_locked = false;
+			result = claim_row(&c, &rs, cid, crosscheck, *lockmode,
+							   wait ? LockWaitBlock : LockWaitSkip, false, tmfd);
+		}
 		if (result == TM_WouldBlock)
 			result = TM_BeingModified;
 		if (result == TM_Ok)
@@ -1108,9 +1116,6 @@ nokv_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot
 	TM_Result	result;
 
 	tmfd->traversed = false;
-	if (!tid_is_row(tid))
-		elog(ERROR, "invalid nokv row TID (%u,%u)",
-			 ItemPointerGetBlockNumberNoCheck(tid), ItemPointerGetOffsetNumberNoCheck(tid));
 	nokv_mvcc_prepare_write();
 	rowstate_init(&rs, true);
 	for (;;)

@@ -89,6 +89,23 @@ typedef struct VacuumCounts
 	TransactionId oldest_xid;	/* oldest unfrozen xid left in the rows */
 } VacuumCounts;
 
+static IndexVacuumInfo
+index_vacuum_info(Relation index, bool estimated, double num_rows, int elevel,
+				  BufferAccessStrategy bstrategy)
+{
+	IndexVacuumInfo ivinfo = {
+		.index = index,
+		.analyze_only = false,
+		.report_progress = false,
+		.estimated_count = estimated,
+		.message_level = elevel,
+		.num_heap_tuples = num_rows,
+		.strategy = bstrategy,
+	};
+
+	return ivinfo;
+}
+
 static void
 vacuum_indexes_and_purge(Relation rel, Relation *indrels, int nindexes,
 						 IndexBulkDeleteResult **istats, VacDeadItems *dead,
@@ -101,15 +118,7 @@ vacuum_indexes_and_purge(Relation rel, Relation *indrels, int nindexes,
 		return;
 	for (int i = 0; i < nindexes; i++)
 	{
-		IndexVacuumInfo ivinfo = {
-			.index = indrels[i],
-			.analyze_only = false,
-			.report_progress = false,
-			.estimated_count = true,
-			.message_level = elevel,
-			.num_heap_tuples = num_rows,
-			.strategy = bstrategy,
-		};
+		IndexVacuumInfo ivinfo = index_vacuum_info(indrels[i], true, num_rows, elevel, bstrategy);
 		double		before = istats[i] ? istats[i]->tuples_removed : 0;
 
 		istats[i] = vac_bulkdel_one_index(&ivinfo, istats[i], dead);
@@ -253,15 +262,7 @@ tam_relation_vacuum(Relation rel, struct VacuumParams *params,
 
 	for (int i = 0; i < nindexes; i++)
 	{
-		IndexVacuumInfo ivinfo = {
-			.index = indrels[i],
-			.analyze_only = false,
-			.report_progress = false,
-			.estimated_count = false,
-			.message_level = elevel,
-			.num_heap_tuples = counts.live,
-			.strategy = bstrategy,
-		};
+		IndexVacuumInfo ivinfo = index_vacuum_info(indrels[i], false, counts.live, elevel, bstrategy);
 
 		istats[i] = vac_cleanup_one_index(&ivinfo, istats[i]);
 		if (istats[i] && !istats[i]->estimated_count)
