@@ -1598,50 +1598,103 @@ nokv_get(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, size
 }
 
 /*
- * A read with a visibility hook may have to step past versions the hook
- * rejects, which the point-lookup path cannot do: use a one-key iterator.
+ * The newest point entry of lkey at or below read version rv across the
+ * view's memtables and tables, and the newest range tombstone covering it
+ * (gs->tomb).  Tables are consulted through their bloom filters.  Returns
+ * 0 or a negative nokv_code.
  */
 static int
-get_via_iterator(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, size_t klen,
-				 char **val, size_t *vlen, uint64_t *expires_at_ms, nokv_error *err)
+lookup_newest(nokv_db *db, nokv_view *view, int cf, const char *key, size_t klen,
+			  char *lkey, size_t lkey_len, uint64_t rv, get_state *gs,
+			  nokv_buf *scratch, nokv_error *err)
 {
-	nokv_read_options iro = *ro;
-	nokv_iter  *it;
-	char	   *upper = nokv_malloc(klen + 1);
-	int			rc;
+	bool		external = db->hdr->opts.external_log;
+	int			rc = 0;
 
-	memcpy(upper, key, klen);
-	upper[klen] = '\0';			/* the smallest key after key */
-	iro.lower_bound = key;
-	iro.lower_len = klen;
-	iro.upper_bound = upper;
-	iro.upper_len = klen + 1;
-	it = nokv_iter_new(db, &iro, cf);
-	nokv_iter_seek_to_first(it);
-	if (nokv_iter_valid(it))
+	gs->found = false;
+	gs->tomb = 0;
+	for (int i = 0; i < view->nmem; i++)
 	{
-		size_t		n;
-		const char *v = nokv_iter_value(it, &n);
+		nokv_off	mt = db->hdr->slots[view->mem_slot[i]].mt;
+		uint64_t	t = nokv_memtable_max_covering_tombstone(&db->ctx, mt, cf, key, klen, rv);
+		int			kind;
+		uint64_t	version;
+		const char *v;
+		size_t		vl;
 
-		*val = nokv_malloc(n + 1);
-		memcpy(*val, v, n);
-		(*val)[n] = '\0';
-		*vlen = n;
-		if (expires_at_ms)
-			*expires_at_ms = nokv_iter_expires_at(it);
-		rc = NOKV_OK;
+		if (t > gs->tomb)
+			gs->tomb = t;
+		if (nokv_memtable_get(&db->ctx, mt, lkey, lkey_len, rv, &kind, &version, &v, &vl) &&
+			(!gs->found || version > gs->version))
+		{
+			gs->found = true;
+			gs->kind = kind;
+			gs->version = version;
+			nokv_buf_reset(&gs->value);
+			nokv_buf_append(&gs->value, v, vl);
+			if (!external)
+				break;			/* newer memtables hold newer versions */
+		}
 	}
-	else
+
+	/* level 0: newest file first; tables may overlap */
+	for (int i = view->version->nfiles[0] - 1; rc >= 0 && i >= 0 && (!gs->found || external); i--)
 	{
-		rc = nokv_iter_status(it, err);
-		if (rc == NOKV_OK)
-			rc = NOKV_NOT_FOUND;
+		nokv_file_meta *f = nokv_version_file(db, view->version, 0, i);
+
+		if (!file_covers(db, f, lkey, lkey_len))
+			continue;
+		rc = get_from_file(db, f, cf, lkey, lkey_len, rv, gs, scratch, err);
+		if (rc == 1 && !external)
+			break;
 	}
-	nokv_iter_free(it);
-	free(upper);
-	return rc;
+
+	/*
+	 * Deeper levels: at most one file per level can hold the key's visible
+	 * version: the first whose largest internal key is at or after the seek
+	 * key.  Comparing lookup keys alone is not enough: a file may end with
+	 * a range-tombstone bound (k, MAX) while the next file starts with k.
+	 * The lookup key buffer has room for the trailer.
+	 */
+	if (rc >= 0 && !gs->found)
+	{
+		nokv_put_be64(lkey + lkey_len, ~rv);
+		lkey[lkey_len + 8] = NOKV_KIND_SEEK;
+	}
+	for (int level = 1; rc >= 0 && !gs->found && level < db->hdr->opts.num_levels; level++)
+	{
+		int			n = view->version->nfiles[level];
+		int			lo = 0,
+					hi = n;
+
+		while (lo < hi)
+		{
+			int			mid = (lo + hi) / 2;
+			nokv_file_meta *f = nokv_version_file(db, view->version, level, mid);
+
+			if (nokv_ikey_compare(nokv_file_largest(db, f), f->largest_len,
+								  lkey, lkey_len + NOKV_IKEY_TRAILER) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < n)
+		{
+			nokv_file_meta *f = nokv_version_file(db, view->version, level, lo);
+
+			if (file_covers(db, f, lkey, lkey_len))
+				rc = get_from_file(db, f, cf, lkey, lkey_len, rv, gs, scratch, err);
+		}
+	}
+	return rc < 0 ? rc : 0;
 }
 
+/*
+ * Point lookup.  With a visibility hook, the versions of the key are
+ * offered to the hook newest first, as an iterator would (each one found
+ * by its own bloom-filtered lookup below the last), until the hook takes
+ * one or a deletion ends the key.
+ */
 int
 nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, size_t klen,
 			 char **val, size_t *vlen, uint64_t *expires_at_ms, nokv_error *err)
@@ -1649,13 +1702,14 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 	nokv_view	view;
 	get_state	gs = {0};
 	nokv_buf	scratch = {0};
+	nokv_buf	big = {0};
 	char		stack[STACK_KEY_BUF];
 	char	   *lkey;
-	char	   *seek_key;
 	size_t		lkey_len = klen + 1;
 	uint64_t	rv = read_version_of(db, ro);
-	bool		external = db->hdr->opts.external_log;
-	int			rc = NOKV_OK;
+	nokv_visible_fn visible = ro ? ro->visible : NULL;
+	nokv_value_view vv;
+	int			rc = NOKV_NOT_FOUND;
 
 	*val = NULL;
 	*vlen = 0;
@@ -1666,11 +1720,8 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 	if (klen > NOKV_MAX_KEY_SIZE || (klen && !key))
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT, "key of %zu bytes exceeds the maximum of %d",
 							  klen, NOKV_MAX_KEY_SIZE);
-	if (ro && ro->visible)
-		return get_via_iterator(db, ro, cf, key, klen, val, vlen, expires_at_ms, err);
 	lkey = lkey_len + NOKV_IKEY_TRAILER <= sizeof(stack) ? stack
 		: nokv_malloc(lkey_len + NOKV_IKEY_TRAILER);
-	seek_key = lkey;
 	lkey[0] = (char) cf;
 	if (klen)
 		memcpy(lkey + 1, key, klen);
@@ -1678,122 +1729,49 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 	atomic_fetch_add_explicit(&db->hdr->stats.cf_reads[cf], 1, memory_order_relaxed);
 
 	nokv_view_acquire(db, &view);
-	for (int i = 0; i < view.nmem; i++)
+	for (;;)
 	{
-		nokv_off	mt = db->hdr->slots[view.mem_slot[i]].mt;
-		uint64_t	t = nokv_memtable_max_covering_tombstone(&db->ctx, mt, cf, key, klen, rv);
-		int			kind;
-		uint64_t	version;
-		const char *v;
-		size_t		vl;
+		int			lr = lookup_newest(db, &view, cf, key, klen, lkey, lkey_len, rv, &gs,
+									   &scratch, err);
 
-		if (t > gs.tomb)
-			gs.tomb = t;
-		if (nokv_memtable_get(&db->ctx, mt, lkey, lkey_len, rv, &kind, &version, &v, &vl) &&
-			(!gs.found || version > gs.version))
+		if (lr < 0)
 		{
-			gs.found = true;
-			gs.kind = kind;
-			gs.version = version;
-			nokv_buf_reset(&gs.value);
-			nokv_buf_append(&gs.value, v, vl);
-			if (!external)
-				break;			/* newer memtables hold newer versions */
-		}
-	}
-
-	/* level 0: newest file first; tables may overlap */
-	for (int i = view.version->nfiles[0] - 1; rc >= 0 && i >= 0 && (!gs.found || external); i--)
-	{
-		nokv_file_meta *f = nokv_version_file(db, view.version, 0, i);
-
-		if (!file_covers(db, f, lkey, lkey_len))
-			continue;
-		rc = get_from_file(db, f, cf, lkey, lkey_len, rv, &gs, &scratch, err);
-		if (rc == 1 && !external)
+			rc = -lr;
 			break;
-	}
-
-	/*
-	 * Deeper levels: at most one file per level can hold the key's visible
-	 * version: the first whose largest internal key is at or after the seek
-	 * key.  Comparing lookup keys alone is not enough: a file may end with
-	 * a range-tombstone bound (k, MAX) while the next file starts with k.
-	 */
-	if (rc >= 0 && !gs.found)
-	{
-		/* the lookup key buffer has room for the trailer */
-		nokv_put_be64(seek_key + lkey_len, ~rv);
-		seek_key[lkey_len + 8] = NOKV_KIND_SEEK;
-	}
-	for (int level = 1; rc >= 0 && !gs.found && level < db->hdr->opts.num_levels; level++)
-	{
-		int			n = view.version->nfiles[level];
-		int			lo = 0,
-					hi = n;
-
-		while (lo < hi)
-		{
-			int			mid = (lo + hi) / 2;
-			nokv_file_meta *f = nokv_version_file(db, view.version, level, mid);
-
-			if (nokv_ikey_compare(nokv_file_largest(db, f), f->largest_len,
-								  seek_key, lkey_len + NOKV_IKEY_TRAILER) < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
 		}
-		if (lo < n)
-		{
-			nokv_file_meta *f = nokv_version_file(db, view.version, level, lo);
-
-			if (file_covers(db, f, lkey, lkey_len))
-				rc = get_from_file(db, f, cf, lkey, lkey_len, rv, &gs, &scratch, err);
-		}
-	}
-	nokv_view_release(db, &view);
-	if (lkey != stack)
-		free(lkey);
-	nokv_buf_free(&scratch);
-
-	if (rc < 0)
-	{
-		nokv_buf_free(&gs.value);
-		return -rc;
-	}
-	if (!gs.found || gs.kind != NOKV_KIND_PUT || gs.tomb > gs.version)
-	{
-		nokv_buf_free(&gs.value);
-		return NOKV_NOT_FOUND;
-	}
-	{
-		nokv_value_view vv;
-
-		nokv_buf	big = {0};
-
+		if (!gs.found || gs.kind != NOKV_KIND_PUT || gs.tomb > gs.version)
+			break;				/* absent or deleted */
 		if (!nokv_value_decode(gs.value.data, gs.value.len, &vv))
 		{
-			nokv_buf_free(&gs.value);
-			return nokv_error_set(err, NOKV_CORRUPTION, "malformed value record for a key of %zu bytes",
-								  klen);
+			rc = nokv_error_set(err, NOKV_CORRUPTION, "malformed value record for a key of %zu bytes",
+								klen);
+			break;
 		}
-		if (nokv_value_expired(&vv, nokv_now_ms(db)))
-		{
-			nokv_buf_free(&gs.value);
-			return NOKV_NOT_FOUND;
-		}
+		/* without a hook, an expired value need not be fetched from the value log */
+		if (!visible && nokv_value_expired(&vv, nokv_now_ms(db)))
+			break;
 		if (vv.flags & NOKV_VF_VPTR)
 		{
+			nokv_buf_reset(&big);
 			rc = nokv_resolve_value(db, cf, key, klen, gs.version, &vv, &big, err);
 			if (rc != NOKV_OK)
-			{
-				nokv_buf_free(&gs.value);
-				nokv_buf_free(&big);
-				return rc;
-			}
-			vv.payload = big.data;
+				break;
+			rc = NOKV_NOT_FOUND;
+			vv.payload = big.data ? big.data : "";
 			vv.payload_len = big.len;
 		}
+		if (visible &&
+			!visible(ro->visible_arg, cf, key, klen, gs.version, vv.payload, vv.payload_len))
+		{
+			/* invisible to this reader: an older version may be visible */
+			if (gs.version <= 1)
+				break;
+			rv = gs.version - 1;
+			continue;
+		}
+		/* an expired put deletes the key for every reader that sees it */
+		if (nokv_value_expired(&vv, nokv_now_ms(db)))
+			break;
 		if (expires_at_ms)
 			*expires_at_ms = vv.expires_at_ms;
 		if (db->hdr->hotring)
@@ -1803,10 +1781,16 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 		memcpy(*val, vv.payload, vv.payload_len);
 		(*val)[vv.payload_len] = '\0';
 		*vlen = vv.payload_len;
-		nokv_buf_free(&big);
+		rc = NOKV_OK;
+		break;
 	}
+	nokv_view_release(db, &view);
+	if (lkey != stack)
+		free(lkey);
+	nokv_buf_free(&scratch);
+	nokv_buf_free(&big);
 	nokv_buf_free(&gs.value);
-	return NOKV_OK;
+	return rc;
 }
 
 /* ---------- snapshots ---------- */
