@@ -211,34 +211,44 @@ nokv_block_iter_value(const nokv_block_iter *it, size_t *len)
 /*
  * The footer, the last 48 bytes of every SST:
  *
- *	  0	LE64 meta_offset	end of the data blocks = start of the filter block
- *	  8	LE32 filter_size		filter payload bytes (0 = no filter)
+ *	  0	LE64 meta_offset	end of the data blocks = start of the meta area
+ *	  8	LE32 filter_size		version 2: bytes of the partition area (filter
+ *								partitions, then index partitions, each with
+ *								its trailer); version 1: filter payload bytes
+ *								(0 = no filter)
  *	 12	LE32 rangedel_size		range-tombstone payload bytes (0 = none)
  *	 16	LE32 props_size			properties payload bytes (> 0)
- *	 20	LE32 index_size			index payload bytes (> 0)
- *	 24	LE32 format version		1
+ *	 20	LE32 index_size			index payload bytes (> 0): version 2, the
+ *								top-level index (partition last key -> index
+ *								partition handle, filter partition handle);
+ *								version 1, the one index block
+ *	 24	LE32 format version		1 or 2 (written: 2)
  *	 28	8 bytes reserved		zero
  *	 36	LE32 masked CRC32C of bytes 0..35
  *	 40	8 bytes magic			"NOKVSST1"
  *
- * The meta blocks are contiguous in that order, each present one followed
- * by its 5-byte trailer, and the footer follows the index block, so their
- * offsets are implied by the sizes and the decoder checks that they tile
- * [meta_offset, file_size - 48) exactly.
+ * The meta area holds, in this order, the partition area (version 2) or the
+ * filter block (version 1), the range-tombstone, properties and index
+ * blocks, each present block followed by its 5-byte trailer, and the footer
+ * follows the index block, so their offsets are implied by the sizes and
+ * the decoder checks that they tile [meta_offset, file_size - 48) exactly.
  */
 #define NOKV_SST_FOOTER_SIZE	48
-#define NOKV_SST_FORMAT_VERSION 1
+#define NOKV_SST_FORMAT_VERSION 2
 #define NOKV_SST_MAGIC			"NOKVSST1"
 
 typedef struct nokv_sst_footer
 {
+	uint32_t	version;
 	uint64_t	meta_offset;
 	uint32_t	filter_size;
 	uint32_t	rangedel_size;
 	uint32_t	props_size;
 	uint32_t	index_size;
 	/* derived by nokv_sst_footer_decode */
-	nokv_block_handle filter;	/* size 0: absent */
+	nokv_block_handle filter;	/* version 1: the filter (size 0: absent);
+								 * version 2: the partition area (size = its
+								 * bytes, trailers included) */
 	nokv_block_handle rangedel; /* size 0: absent */
 	nokv_block_handle props;
 	nokv_block_handle index;

@@ -64,6 +64,8 @@ void		nokv_heap_format(nokv_ctx *ctx, nokv_off off, size_t total_size);
  */
 nokv_off	nokv_heap_alloc(nokv_ctx *ctx, size_t size);
 void		nokv_heap_free(nokv_ctx *ctx, nokv_off off);
+/* the bytes an allocation of size really takes (a power-of-two block) */
+size_t		nokv_heap_block_size(size_t size);
 /* bytes currently allocated / total arena bytes */
 void		nokv_heap_usage(nokv_ctx *ctx, uint64_t *used, uint64_t *total);
 

@@ -590,7 +590,9 @@ nokv_sst_footer_layout(nokv_sst_footer *f)
 
 	f->filter.offset = off;
 	f->filter.size = f->filter_size;
-	if (f->filter_size)
+	if (f->version >= 2)
+		off += f->filter_size;	/* blocks with their own trailers */
+	else if (f->filter_size)
 		off += (uint64_t) f->filter_size + NOKV_BLOCK_TRAILER_SIZE;
 	f->rangedel.offset = off;
 	f->rangedel.size = f->rangedel_size;
@@ -611,7 +613,7 @@ nokv_sst_footer_encode(char *dst, const nokv_sst_footer *f)
 	nokv_put_le32(dst + 12, f->rangedel_size);
 	nokv_put_le32(dst + 16, f->props_size);
 	nokv_put_le32(dst + 20, f->index_size);
-	nokv_put_le32(dst + 24, NOKV_SST_FORMAT_VERSION);
+	nokv_put_le32(dst + 24, f->version ? f->version : NOKV_SST_FORMAT_VERSION);
 	memset(dst + 28, 0, 8);
 	nokv_put_le32(dst + 36, nokv_crc_mask(nokv_crc32c(dst, 36)));
 	memcpy(dst + 40, NOKV_SST_MAGIC, 8);
@@ -634,7 +636,7 @@ nokv_sst_footer_decode(const char *src, uint64_t file_size, nokv_sst_footer *f,
 							  "checksum mismatch in sst footer at offset %llu of %s",
 							  (unsigned long long) footer_off, path);
 	version = nokv_get_le32(src + 24);
-	if (version != NOKV_SST_FORMAT_VERSION)
+	if (version < 1 || version > NOKV_SST_FORMAT_VERSION)
 		return nokv_error_set(err, NOKV_CORRUPTION,
 							  "unsupported sst format version %u at offset %llu of %s",
 							  version, (unsigned long long) (footer_off + 24), path);
@@ -643,6 +645,7 @@ nokv_sst_footer_decode(const char *src, uint64_t file_size, nokv_sst_footer *f,
 							  "nonzero reserved bytes in sst footer at offset %llu of %s",
 							  (unsigned long long) footer_off, path);
 
+	f->version = version;
 	f->meta_offset = nokv_get_le64(src);
 	f->filter_size = nokv_get_le32(src + 8);
 	f->rangedel_size = nokv_get_le32(src + 12);

@@ -354,7 +354,8 @@ nokv_cache_insert(nokv_ctx *ctx, nokv_off cache, uint64_t file, uint64_t offset,
 	cache_entry *e;
 	cache_entry *existing;
 	uint64_t	hash;
-	uint64_t	charge = (uint64_t) len + sizeof(cache_entry);
+	/* the budget counts shared memory really taken, buddy rounding included */
+	uint64_t	charge = nokv_heap_block_size(sizeof(cache_entry) + len);
 	nokv_off	off;
 	nokv_off	evicted = 0;
 	nokv_off   *bucket;

@@ -70,7 +70,8 @@ nokv_options_init(nokv_options *o)
 	o->external_log = false;
 	o->sync_mode = NOKV_SYNC_OFF;
 	o->wal_buffer_size = 1u << 20;
-	o->block_size = 4096;
+	/* a cached block with its cache and heap headers (88 bytes) fits 4 KiB */
+	o->block_size = 4000;
 	o->block_restart_interval = 16;
 	o->bloom_bits_per_key = 10;
 	o->compression = true;

@@ -129,6 +129,14 @@ order_for(size_t size)
 	return order;
 }
 
+size_t
+nokv_heap_block_size(size_t size)
+{
+	int			order = order_for(size);
+
+	return order > HEAP_MAX_ORDER ? SIZE_MAX : (size_t) 1 << order;
+}
+
 nokv_off
 nokv_heap_alloc(nokv_ctx *ctx, size_t size)
 {

@@ -5,10 +5,19 @@
  *
  * Entries go into a data block until it reaches the target size; the block
  * is then framed (LZ4 when that saves at least an eighth, type byte, masked
- * CRC32C) into a 256 KiB write buffer and indexed by its last key.  The
- * bloom builder keeps one hash per distinct lookup key.  finish appends the
- * filter, range-tombstone, properties and index blocks and the footer, and
- * makes the file durable under its final name: the table is written as
+ * CRC32C) into a 256 KiB write buffer and indexed by its last key.
+ *
+ * The index and the bloom filter are partitioned (format version 2): once
+ * the index entries of the current partition reach the block size, the
+ * partition's index block and the bloom filter of the lookup keys its data
+ * blocks hold are framed into memory, and the partition is named in the
+ * top-level index by its last key.  So every block a reader caches is about
+ * one block in size, however large the table: one index or filter block
+ * per table would be hundreds of KiB, too big to share a buddy-allocated
+ * cache with data blocks.  finish writes the filter partitions, the index
+ * partitions, the range-tombstone, properties and top-level index blocks
+ * and the footer, and makes the file durable under its final name: the
+ * table is written as
  * NNNNNN.sst.tmp, fdatasync'ed, renamed to NNNNNN.sst and the directory is
  * fsync'ed, so after a crash the final name either does not exist or holds
  * a complete table.
@@ -41,6 +50,15 @@
 /* keeps block_size + one maximal entry below NOKV_BLOCK_MAX_SIZE */
 #define MAX_BLOCK_SIZE		((size_t) 256 << 20)
 
+/* a finished partition; offsets relative to its buffer */
+typedef struct sst_partition
+{
+	size_t		key_off;
+	size_t		key_len;
+	nokv_block_handle filter;	/* size 0: no filter */
+	nokv_block_handle index;
+} sst_partition;
+
 struct nokv_sst_builder
 {
 	char	   *dir;
@@ -56,8 +74,18 @@ struct nokv_sst_builder
 	uint64_t	file_off;		/* bytes written + buffered */
 
 	nokv_block_builder data;
-	nokv_block_builder index;
-	nokv_bloom_builder bloom;
+	nokv_block_builder index;	/* the current index partition */
+	nokv_block_builder top;		/* partition last key -> index, filter handles */
+	nokv_bloom_builder bloom;	/* the current partition's lookup keys */
+	bool		part_fresh;		/* nothing added since the last partition cut */
+
+	/* finished partitions, framed, until finish knows where they go */
+	nokv_buf	filter_parts;
+	nokv_buf	index_parts;
+	nokv_buf	part_keys;		/* their last keys, concatenated */
+	sst_partition *parts;
+	int			nparts;
+	int			parts_cap;
 
 	nokv_buf	first_key;
 	nokv_buf	last_key;
@@ -125,7 +153,9 @@ nokv_sst_builder_new(const char *dir, uint64_t file_number,
 	nokv_block_builder_init(&b->data, opts->restart_interval);
 	/* every index entry is a restart point: seeks binary-search all of them */
 	nokv_block_builder_init(&b->index, 1);
+	nokv_block_builder_init(&b->top, 1);
 	nokv_bloom_builder_init(&b->bloom, opts->bloom_bits_per_key);
+	b->part_fresh = true;
 	b->props.min_version = UINT64_MAX;
 	nokv_error_clear(&b->error);
 	return b;
@@ -139,7 +169,12 @@ builder_free(nokv_sst_builder *b)
 	nokv_buf_free(&b->out);
 	nokv_block_builder_free(&b->data);
 	nokv_block_builder_free(&b->index);
+	nokv_block_builder_free(&b->top);
 	nokv_bloom_builder_free(&b->bloom);
+	nokv_buf_free(&b->filter_parts);
+	nokv_buf_free(&b->index_parts);
+	nokv_buf_free(&b->part_keys);
+	free(b->parts);
 	nokv_buf_free(&b->first_key);
 	nokv_buf_free(&b->last_key);
 	nokv_buf_free(&b->scratch);
@@ -199,6 +234,50 @@ emit_block(nokv_sst_builder *b, const char *contents, size_t len, bool compress)
 	return h;
 }
 
+/*
+ * Close the current index partition: frame its filter and index blocks
+ * into the partition buffers and remember its last key.
+ */
+static void
+cut_partition(nokv_sst_builder *b)
+{
+	sst_partition *p;
+	const char *contents;
+	const char *last;
+	size_t		len,
+				last_len,
+				before;
+
+	if (nokv_block_builder_empty(&b->index))
+		return;
+	if (b->nparts == b->parts_cap)
+	{
+		b->parts_cap = b->parts_cap ? b->parts_cap * 2 : 16;
+		b->parts = nokv_realloc(b->parts, sizeof(*b->parts) * b->parts_cap);
+	}
+	p = &b->parts[b->nparts++];
+	memset(p, 0, sizeof(*p));
+	if (b->opts.bloom_bits_per_key > 0 && b->bloom.n > 0)
+	{
+		nokv_buf_reset(&b->scratch);
+		nokv_bloom_builder_finish(&b->bloom, &b->scratch);
+		before = b->filter_parts.len;
+		p->filter.offset = before;
+		p->filter.size = nokv_block_frame(&b->filter_parts, b->scratch.data,
+										  b->scratch.len, false);
+	}
+	b->bloom.n = 0;
+	last = nokv_block_builder_last_key(&b->index, &last_len);
+	p->key_off = b->part_keys.len;
+	p->key_len = last_len;
+	nokv_buf_append(&b->part_keys, last, last_len);
+	contents = nokv_block_builder_finish(&b->index, &len);
+	p->index.offset = b->index_parts.len;
+	p->index.size = nokv_block_frame(&b->index_parts, contents, len, b->opts.compression);
+	nokv_block_builder_reset(&b->index);
+	b->part_fresh = true;
+}
+
 static int
 flush_data_block(nokv_sst_builder *b)
 {
@@ -219,6 +298,8 @@ flush_data_block(nokv_sst_builder *b)
 	nokv_block_builder_add(&b->index, last, last_len, enc, end - enc);
 	nokv_block_builder_reset(&b->data);
 	b->props.data_blocks++;
+	if (nokv_block_builder_size(&b->index) >= b->opts.block_size)
+		cut_partition(b);
 	return flush_out(b, false);
 }
 
@@ -261,12 +342,29 @@ nokv_sst_builder_add(nokv_sst_builder *b, const char *ikey, size_t klen,
 								  b->tmp_path);
 	}
 
-	/* one filter entry per lookup key, not per version */
+	/*
+	 * Cut the block before an entry would take it past block_size (at
+	 * worst: no shared prefix, three 5-byte varints, a restart slot), so
+	 * that a cached block fits the power-of-two heap block its size was
+	 * chosen for.  A block always holds at least one entry.  (Before the
+	 * filter below: the cut may start a new partition.)
+	 */
+	if (!nokv_block_builder_empty(&b->data) &&
+		nokv_block_builder_size(&b->data) + klen + vlen + 19 > b->opts.block_size &&
+		flush_data_block(b) != NOKV_OK)
+		return fail(b, err);
+
+	/*
+	 * One filter entry per lookup key and partition, not per version: a
+	 * key whose versions continue into a new partition goes into its
+	 * filter too, since a lookup may land there.
+	 */
 	if (b->opts.bloom_bits_per_key > 0 &&
-		(b->props.entries == 0 ||
+		(b->part_fresh || b->props.entries == 0 ||
 		 nokv_lkey_compare(b->last_key.data, b->last_key.len - NOKV_IKEY_TRAILER,
 						   v.lkey, v.lkey_len) != 0))
 		nokv_bloom_builder_add(&b->bloom, v.lkey, v.lkey_len);
+	b->part_fresh = false;
 
 	nokv_buf_reset(&b->last_key);
 	nokv_buf_append(&b->last_key, ikey, klen);
@@ -295,9 +393,6 @@ nokv_sst_builder_add(nokv_sst_builder *b, const char *ikey, size_t klen,
 	note_version(b, v.version);
 
 	nokv_block_builder_add(&b->data, ikey, klen, value, vlen);
-	if (nokv_block_builder_size(&b->data) >= b->opts.block_size &&
-		flush_data_block(b) != NOKV_OK)
-		return fail(b, err);
 	return NOKV_OK;
 }
 
@@ -419,20 +514,43 @@ nokv_sst_builder_finish(nokv_sst_builder *b, nokv_sst_props *props, nokv_error *
 	if (flush_data_block(b) != NOKV_OK)
 		goto failed;
 
+	cut_partition(b);
+
 	memset(&f, 0, sizeof(f));
+	f.version = NOKV_SST_FORMAT_VERSION;
 	f.meta_offset = b->file_off;
 
-	/* filter: skipped when disabled, empty or absurdly large */
-	if (b->opts.bloom_bits_per_key > 0 && b->bloom.n > 0)
+	/*
+	 * The partitions: every filter partition, then every index partition,
+	 * and the top-level index naming each by its last key.
+	 */
+	if ((uint64_t) b->filter_parts.len + b->index_parts.len > UINT32_MAX)
 	{
-		nokv_buf_reset(&b->scratch);
-		nokv_bloom_builder_finish(&b->bloom, &b->scratch);
-		if (b->scratch.len <= NOKV_BLOCK_MAX_SIZE)
-		{
-			h = emit_block(b, b->scratch.data, b->scratch.len, false);
-			f.filter_size = (uint32_t) h.size;
-		}
+		nokv_error_set(&b->error, NOKV_INVALID_ARGUMENT,
+					   "index and filter partitions too large for %s", b->tmp_path);
+		b->status = NOKV_INVALID_ARGUMENT;
+		goto failed;
 	}
+	f.filter_size = (uint32_t) (b->filter_parts.len + b->index_parts.len);
+	nokv_buf_append(&b->out, b->filter_parts.data, b->filter_parts.len);
+	nokv_buf_append(&b->out, b->index_parts.data, b->index_parts.len);
+	b->file_off += f.filter_size;
+	for (int i = 0; i < b->nparts; i++)
+	{
+		sst_partition *p = &b->parts[i];
+		char		enc[2 * NOKV_BLOCK_HANDLE_MAX_SIZE];
+		char	   *end;
+
+		if (p->filter.size)
+			p->filter.offset += f.meta_offset;
+		p->index.offset += f.meta_offset + b->filter_parts.len;
+		end = nokv_block_handle_encode(enc, &p->index);
+		end = nokv_block_handle_encode(end, &p->filter);
+		nokv_block_builder_add(&b->top, b->part_keys.data + p->key_off, p->key_len,
+							   enc, end - enc);
+	}
+	if (flush_out(b, false) != NOKV_OK)
+		goto failed;
 
 	if (b->ntombs > 0)
 	{
@@ -463,11 +581,11 @@ nokv_sst_builder_finish(nokv_sst_builder *b, nokv_sst_props *props, nokv_error *
 	h = emit_block(b, b->scratch.data, b->scratch.len, false);
 	f.props_size = (uint32_t) h.size;
 
-	contents = nokv_block_builder_finish(&b->index, &len);
+	contents = nokv_block_builder_finish(&b->top, &len);
 	if (len > NOKV_BLOCK_MAX_SIZE)
 	{
 		nokv_error_set(&b->error, NOKV_INVALID_ARGUMENT,
-					   "index block too large for %s", b->tmp_path);
+					   "top-level index block too large for %s", b->tmp_path);
 		b->status = NOKV_INVALID_ARGUMENT;
 		goto failed;
 	}

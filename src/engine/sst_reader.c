@@ -62,12 +62,19 @@ typedef struct sst_block
 } sst_block;
 
 static const char *const block_what[] = {"data", "index", "filter",
-"range-tombstone", "properties"};
+"range-tombstone", "properties", "top-level index"};
 
 enum
 {
-	BK_DATA, BK_INDEX, BK_FILTER, BK_RANGEDEL, BK_PROPS
+	BK_DATA, BK_INDEX, BK_FILTER, BK_RANGEDEL, BK_PROPS, BK_TOP
 };
+
+/* one partition of the index: its index block and its filter */
+typedef struct sst_part
+{
+	nokv_block_handle index;
+	nokv_block_handle filter;	/* size 0: no filter */
+} sst_part;
 
 static inline void
 bump(_Atomic uint64_t *c)
@@ -161,10 +168,10 @@ block_put(nokv_sst_reader *r, sst_block *b)
 	b->len = 0;
 }
 
-/* a data-block handle from the index must lie within the data area */
+/* a data-block handle from index block index_off must lie within the data area */
 static int
 check_data_handle(nokv_sst_reader *r, const char *v, size_t vlen,
-				  nokv_block_handle *h, nokv_error *err)
+				  nokv_block_handle *h, uint64_t index_off, nokv_error *err)
 {
 	if (nokv_block_handle_decode(v, v + vlen, h) == NULL ||
 		h->size > NOKV_BLOCK_MAX_SIZE ||
@@ -172,8 +179,44 @@ check_data_handle(nokv_sst_reader *r, const char *v, size_t vlen,
 		h->size + NOKV_BLOCK_TRAILER_SIZE > r->footer.meta_offset - h->offset)
 		return nokv_error_set(err, NOKV_CORRUPTION,
 							  "bad block handle in index block at offset %llu of %s",
+							  (unsigned long long) index_off, r->path);
+	return NOKV_OK;
+}
+
+/* a partition's block must lie within the partition area */
+static bool
+part_handle_ok(nokv_sst_reader *r, const nokv_block_handle *h)
+{
+	uint64_t	start = r->footer.meta_offset;
+	uint64_t	end = start + r->footer.filter_size;
+
+	return h->size <= NOKV_BLOCK_MAX_SIZE && h->offset >= start && h->offset <= end &&
+		h->size + NOKV_BLOCK_TRAILER_SIZE <= end - h->offset;
+}
+
+/* the partition a top-level index entry names */
+static int
+decode_part(nokv_sst_reader *r, const char *v, size_t vlen, sst_part *p, nokv_error *err)
+{
+	const char *end = v + vlen;
+	const char *q = nokv_block_handle_decode(v, end, &p->index);
+
+	if (q != NULL)
+		q = nokv_block_handle_decode(q, end, &p->filter);
+	if (q == NULL || q != end || !part_handle_ok(r, &p->index) ||
+		(p->filter.size != 0 && !part_handle_ok(r, &p->filter)))
+		return nokv_error_set(err, NOKV_CORRUPTION,
+							  "bad partition handle in top-level index block at offset %llu of %s",
 							  (unsigned long long) r->footer.index.offset, r->path);
 	return NOKV_OK;
+}
+
+/* format version 1: the whole table is one partition */
+static void
+single_part(nokv_sst_reader *r, sst_part *p)
+{
+	p->index = r->footer.index;
+	p->filter = r->footer.filter;
 }
 
 static int
@@ -338,6 +381,7 @@ nokv_sst_get(nokv_sst_reader *r, const char *lkey, size_t lkey_len,
 	sst_block	blk;
 	nokv_block_iter it;
 	nokv_block_handle h;
+	sst_part	part;
 	const char *k,
 			   *v;
 	size_t		klen,
@@ -349,14 +393,55 @@ nokv_sst_get(nokv_sst_reader *r, const char *lkey, size_t lkey_len,
 		return -nokv_error_set(err, NOKV_INVALID_ARGUMENT,
 							   "empty lookup key for %s", r->path);
 
-	if (r->footer.filter_size)
+	if (tlen > TARGET_INLINE)
+		target = nokv_malloc(tlen);
+	memcpy(target, lkey, lkey_len);
+	nokv_put_be64(target + lkey_len, ~read_version);
+	target[lkey_len + 8] = NOKV_KIND_SEEK;
+
+	nokv_block_iter_init(&it);
+
+	/* top level: the first partition whose last key is >= target */
+	if (r->footer.version >= 2)
+	{
+		rc = block_get(r, &r->footer.index, BK_TOP, true, &blk, err);
+		if (rc != NOKV_OK)
+		{
+			result = -rc;
+			goto done;
+		}
+		nokv_block_iter_set(&it, blk.data, blk.len);
+		nokv_block_iter_seek(&it, target, tlen);
+		if (!nokv_block_iter_valid(&it))
+		{
+			if (it.corrupt)
+				result = -block_corrupt(r, BK_TOP, r->footer.index.offset, err);
+			block_put(r, &blk);
+			goto done;
+		}
+		v = nokv_block_iter_value(&it, &vlen);
+		rc = decode_part(r, v, vlen, &part, err);
+		block_put(r, &blk);
+		if (rc != NOKV_OK)
+		{
+			result = -rc;
+			goto done;
+		}
+	}
+	else
+		single_part(r, &part);
+
+	if (part.filter.size)
 	{
 		bool		may;
 		uint64_t	hash = nokv_bloom_hash(lkey, lkey_len);
 
-		rc = block_get(r, &r->footer.filter, BK_FILTER, true, &blk, err);
+		rc = block_get(r, &part.filter, BK_FILTER, true, &blk, err);
 		if (rc != NOKV_OK)
-			return -rc;
+		{
+			result = -rc;
+			goto done;
+		}
 		may = nokv_bloom_may_match(blk.data, blk.len, hash);
 		block_put(r, &blk);
 		if (r->counters)
@@ -366,19 +451,11 @@ nokv_sst_get(nokv_sst_reader *r, const char *lkey, size_t lkey_len,
 				bump(&r->counters->bloom_useful);
 		}
 		if (!may)
-			return 0;
+			goto done;
 	}
 
-	if (tlen > TARGET_INLINE)
-		target = nokv_malloc(tlen);
-	memcpy(target, lkey, lkey_len);
-	nokv_put_be64(target + lkey_len, ~read_version);
-	target[lkey_len + 8] = NOKV_KIND_SEEK;
-
-	nokv_block_iter_init(&it);
-
-	/* index: the first block whose last key is >= target */
-	rc = block_get(r, &r->footer.index, BK_INDEX, true, &blk, err);
+	/* index partition: the first block whose last key is >= target */
+	rc = block_get(r, &part.index, BK_INDEX, true, &blk, err);
 	if (rc != NOKV_OK)
 	{
 		result = -rc;
@@ -389,12 +466,12 @@ nokv_sst_get(nokv_sst_reader *r, const char *lkey, size_t lkey_len,
 	if (!nokv_block_iter_valid(&it))
 	{
 		if (it.corrupt)
-			result = -block_corrupt(r, BK_INDEX, r->footer.index.offset, err);
+			result = -block_corrupt(r, BK_INDEX, part.index.offset, err);
 		block_put(r, &blk);
 		goto done;
 	}
 	v = nokv_block_iter_value(&it, &vlen);
-	rc = check_data_handle(r, v, vlen, &h, err);
+	rc = check_data_handle(r, v, vlen, &h, part.index.offset, err);
 	block_put(r, &blk);
 	if (rc != NOKV_OK)
 	{
@@ -560,12 +637,22 @@ nokv_sst_range_tombstones(nokv_sst_reader *r, nokv_range_tombstone **out,
 
 /* ---------- iterator ---------- */
 
+/*
+ * Three levels: the top-level index (format version 2) names index
+ * partitions, an index partition names data blocks.  The top-level block,
+ * the current index partition and the current data block stay pinned while
+ * the iterator is on them.
+ */
 typedef struct sst_iter
 {
 	nokv_iiter	base;
 	nokv_sst_reader *r;
-	sst_block	index;			/* pinned for the iterator's life once loaded */
+	sst_block	top;			/* version 2: pinned once loaded */
+	bool		top_loaded;
+	nokv_block_iter top_it;
+	sst_block	index;			/* the current index partition, pinned */
 	bool		index_loaded;
+	uint64_t	index_offset;
 	nokv_block_iter index_it;
 	sst_block	data;			/* the current data block, pinned */
 	bool		data_loaded;
@@ -587,29 +674,183 @@ iter_fail(sst_iter *it)
 	}
 	nokv_block_iter_set(&it->data_it, NULL, 0);
 	it->data_it.corrupt = false;
+	nokv_block_iter_set(&it->index_it, NULL, 0);
+	it->index_it.corrupt = false;
 }
 
 static bool
-load_index(sst_iter *it)
+two_level(sst_iter *it)
+{
+	return it->r->footer.version >= 2;
+}
+
+static bool
+load_top(sst_iter *it)
 {
 	if (it->status != NOKV_OK)
 		return false;
-	if (it->index_loaded)
+	if (!two_level(it) || it->top_loaded)
 		return true;
-	if (block_get(it->r, &it->r->footer.index, BK_INDEX, true, &it->index,
+	if (block_get(it->r, &it->r->footer.index, BK_TOP, true, &it->top,
 				  &it->err) != NOKV_OK)
 	{
 		iter_fail(it);
 		return false;
 	}
-	it->index_loaded = true;
-	if (!nokv_block_iter_set(&it->index_it, it->index.data, it->index.len))
+	it->top_loaded = true;
+	if (!nokv_block_iter_set(&it->top_it, it->top.data, it->top.len))
 	{
-		block_corrupt(it->r, BK_INDEX, it->r->footer.index.offset, &it->err);
+		block_corrupt(it->r, BK_TOP, it->r->footer.index.offset, &it->err);
 		iter_fail(it);
 		return false;
 	}
 	return true;
+}
+
+/*
+ * Load the index partition the top-level iterator points at (version 1:
+ * the one index block).  False, with the index iterator emptied, when the
+ * top level is exhausted or on error.
+ */
+static bool
+load_part(sst_iter *it)
+{
+	sst_part	part;
+
+	if (it->status != NOKV_OK)
+		return false;
+	if (two_level(it))
+	{
+		const char *v;
+		size_t		vlen;
+
+		if (!nokv_block_iter_valid(&it->top_it))
+		{
+			if (it->top_it.corrupt)
+			{
+				block_corrupt(it->r, BK_TOP, it->r->footer.index.offset, &it->err);
+				iter_fail(it);
+				return false;
+			}
+			if (it->index_loaded)
+			{
+				block_put(it->r, &it->index);
+				it->index_loaded = false;
+			}
+			nokv_block_iter_set(&it->index_it, NULL, 0);
+			it->index_it.corrupt = false;
+			return false;
+		}
+		v = nokv_block_iter_value(&it->top_it, &vlen);
+		if (decode_part(it->r, v, vlen, &part, &it->err) != NOKV_OK)
+		{
+			iter_fail(it);
+			return false;
+		}
+	}
+	else
+		single_part(it->r, &part);
+	if (it->index_loaded && it->index_offset == part.index.offset)
+		return true;
+	if (it->index_loaded)
+	{
+		block_put(it->r, &it->index);
+		it->index_loaded = false;
+	}
+	if (block_get(it->r, &part.index, BK_INDEX, true, &it->index, &it->err) != NOKV_OK)
+	{
+		iter_fail(it);
+		return false;
+	}
+	it->index_loaded = true;
+	it->index_offset = part.index.offset;
+	if (!nokv_block_iter_set(&it->index_it, it->index.data, it->index.len))
+	{
+		block_corrupt(it->r, BK_INDEX, part.index.offset, &it->err);
+		iter_fail(it);
+		return false;
+	}
+	return true;
+}
+
+static bool
+index_corrupt(sst_iter *it)
+{
+	if (!it->index_it.corrupt)
+		return false;
+	block_corrupt(it->r, BK_INDEX, it->index_offset, &it->err);
+	iter_fail(it);
+	return true;
+}
+
+/* past the end of a partition: on to the first entry of the next ones */
+static void
+index_skip_forward(sst_iter *it)
+{
+	while (it->status == NOKV_OK && !nokv_block_iter_valid(&it->index_it))
+	{
+		if (index_corrupt(it) || !two_level(it) || !nokv_block_iter_valid(&it->top_it))
+			return;
+		nokv_block_iter_next(&it->top_it);
+		if (!load_part(it))
+			return;
+		nokv_block_iter_seek_to_first(&it->index_it);
+	}
+}
+
+static void
+index_skip_backward(sst_iter *it)
+{
+	while (it->status == NOKV_OK && !nokv_block_iter_valid(&it->index_it))
+	{
+		if (index_corrupt(it) || !two_level(it) || !nokv_block_iter_valid(&it->top_it))
+			return;
+		nokv_block_iter_prev(&it->top_it);
+		if (!load_part(it))
+			return;
+		nokv_block_iter_seek_to_last(&it->index_it);
+	}
+}
+
+/* position the index (both levels) at its first or last entry */
+static void
+index_seek_to_end(sst_iter *it, bool last)
+{
+	if (!load_top(it))
+		return;
+	if (two_level(it))
+	{
+		if (last)
+			nokv_block_iter_seek_to_last(&it->top_it);
+		else
+			nokv_block_iter_seek_to_first(&it->top_it);
+	}
+	if (!load_part(it))
+		return;
+	if (last)
+	{
+		nokv_block_iter_seek_to_last(&it->index_it);
+		index_skip_backward(it);
+	}
+	else
+	{
+		nokv_block_iter_seek_to_first(&it->index_it);
+		index_skip_forward(it);
+	}
+}
+
+/* position the index at its first entry >= ikey */
+static void
+index_seek(sst_iter *it, const char *ikey, size_t len)
+{
+	if (!load_top(it))
+		return;
+	if (two_level(it))
+		nokv_block_iter_seek(&it->top_it, ikey, len);
+	if (!load_part(it))
+		return;
+	nokv_block_iter_seek(&it->index_it, ikey, len);
+	index_skip_forward(it);
 }
 
 /* load the data block the index iterator points at (if not loaded yet) */
@@ -620,14 +861,12 @@ load_data(sst_iter *it)
 	const char *v;
 	size_t		vlen;
 
+	if (it->status != NOKV_OK)
+		return false;
 	if (!nokv_block_iter_valid(&it->index_it))
 	{
-		if (it->index_it.corrupt)
-		{
-			block_corrupt(it->r, BK_INDEX, it->r->footer.index.offset, &it->err);
-			iter_fail(it);
+		if (index_corrupt(it))
 			return false;
-		}
 		if (it->data_loaded)
 		{
 			block_put(it->r, &it->data);
@@ -638,7 +877,7 @@ load_data(sst_iter *it)
 		return false;
 	}
 	v = nokv_block_iter_value(&it->index_it, &vlen);
-	if (check_data_handle(it->r, v, vlen, &h, &it->err) != NOKV_OK)
+	if (check_data_handle(it->r, v, vlen, &h, it->index_offset, &it->err) != NOKV_OK)
 	{
 		iter_fail(it);
 		return false;
@@ -684,6 +923,7 @@ skip_forward(sst_iter *it)
 		if (data_corrupt(it) || !nokv_block_iter_valid(&it->index_it))
 			return;
 		nokv_block_iter_next(&it->index_it);
+		index_skip_forward(it);
 		if (!load_data(it))
 			return;
 		nokv_block_iter_seek_to_first(&it->data_it);
@@ -698,6 +938,7 @@ skip_backward(sst_iter *it)
 		if (data_corrupt(it) || !nokv_block_iter_valid(&it->index_it))
 			return;
 		nokv_block_iter_prev(&it->index_it);
+		index_skip_backward(it);
 		if (!load_data(it))
 			return;
 		nokv_block_iter_seek_to_last(&it->data_it);
@@ -717,9 +958,7 @@ sst_iter_seek_to_first(nokv_iiter *base)
 {
 	sst_iter   *it = (sst_iter *) base;
 
-	if (!load_index(it))
-		return;
-	nokv_block_iter_seek_to_first(&it->index_it);
+	index_seek_to_end(it, false);
 	if (!load_data(it))
 		return;
 	nokv_block_iter_seek_to_first(&it->data_it);
@@ -731,9 +970,7 @@ sst_iter_seek_to_last(nokv_iiter *base)
 {
 	sst_iter   *it = (sst_iter *) base;
 
-	if (!load_index(it))
-		return;
-	nokv_block_iter_seek_to_last(&it->index_it);
+	index_seek_to_end(it, true);
 	if (!load_data(it))
 		return;
 	nokv_block_iter_seek_to_last(&it->data_it);
@@ -752,9 +989,7 @@ sst_iter_seek(nokv_iiter *base, const char *ikey, size_t len)
 		iter_fail(it);
 		return;
 	}
-	if (!load_index(it))
-		return;
-	nokv_block_iter_seek(&it->index_it, ikey, len);
+	index_seek(it, ikey, len);
 	if (!load_data(it))
 		return;
 	nokv_block_iter_seek(&it->data_it, ikey, len);
@@ -814,8 +1049,11 @@ sst_iter_destroy(nokv_iiter *base)
 		block_put(it->r, &it->data);
 	if (it->index_loaded)
 		block_put(it->r, &it->index);
+	if (it->top_loaded)
+		block_put(it->r, &it->top);
 	nokv_block_iter_free(&it->data_it);
 	nokv_block_iter_free(&it->index_it);
+	nokv_block_iter_free(&it->top_it);
 	free(it);
 }
 
@@ -839,6 +1077,7 @@ nokv_sst_iter_new(nokv_sst_reader *r)
 
 	it->base.ops = &sst_iter_ops;
 	it->r = r;
+	nokv_block_iter_init(&it->top_it);
 	nokv_block_iter_init(&it->index_it);
 	nokv_block_iter_init(&it->data_it);
 	nokv_error_clear(&it->err);
@@ -885,8 +1124,22 @@ verify_rangedel(nokv_sst_reader *r, nokv_error *err)
 	return rc;
 }
 
-int
-nokv_sst_verify(nokv_sst_reader *r, nokv_error *err)
+/* what nokv_sst_verify carries from one partition to the next */
+typedef struct verify_state
+{
+	nokv_buf	prev;			/* the last entry's key */
+	nokv_buf	index_key;		/* the last index key */
+	nokv_buf	prev_index_key;
+	uint64_t	expect_off;		/* where the next data block must start */
+	uint64_t	entries;
+	uint64_t	deletions;
+	uint64_t	blocks;
+} verify_state;
+
+/* one index partition, its filter and every data block it names */
+static int
+verify_partition(nokv_sst_reader *r, const sst_part *part, verify_state *st,
+				 nokv_error *err)
 {
 	const char *index_data;
 	size_t		index_len;
@@ -896,40 +1149,30 @@ nokv_sst_verify(nokv_sst_reader *r, nokv_error *err)
 	char	   *filter_owned = NULL;
 	nokv_block_iter ii,
 				di;
-	nokv_buf	prev = {0};
-	nokv_buf	index_key = {0};
-	nokv_buf	prev_index_key = {0};
-	uint64_t	expect_off = 0;
-	uint64_t	entries = 0,
-				deletions = 0,
-				blocks = 0;
 	int			rc;
 
 	nokv_block_iter_init(&ii);
 	nokv_block_iter_init(&di);
-
-	if ((rc = verify_rangedel(r, err)) != NOKV_OK)
-		return rc;
-	if (r->footer.filter_size)
+	if (part->filter.size)
 	{
-		rc = read_block(r, &r->footer.filter, BK_FILTER, &filter, &filter_len,
+		rc = read_block(r, &part->filter, BK_FILTER, &filter, &filter_len,
 						&filter_owned, err);
 		if (rc != NOKV_OK)
 			return rc;
 		if (!nokv_bloom_check(filter, filter_len))
 		{
-			rc = block_corrupt(r, BK_FILTER, r->footer.filter.offset, err);
+			rc = block_corrupt(r, BK_FILTER, part->filter.offset, err);
 			goto done;
 		}
 	}
-	rc = read_block(r, &r->footer.index, BK_INDEX, &index_data, &index_len,
+	rc = read_block(r, &part->index, BK_INDEX, &index_data, &index_len,
 					&index_owned, err);
 	if (rc != NOKV_OK)
 		goto done;
 	if (!nokv_block_check(index_data, index_len) ||
 		!nokv_block_iter_set(&ii, index_data, index_len))
 	{
-		rc = block_corrupt(r, BK_INDEX, r->footer.index.offset, err);
+		rc = block_corrupt(r, BK_INDEX, part->index.offset, err);
 		goto done;
 	}
 
@@ -946,30 +1189,30 @@ nokv_sst_verify(nokv_sst_reader *r, nokv_error *err)
 		char	   *owned = NULL;
 
 		k = nokv_block_iter_key(&ii, &klen);
-		if (index_key.len &&
-			nokv_ikey_compare(index_key.data, index_key.len, k, klen) >= 0)
+		if (st->index_key.len &&
+			nokv_ikey_compare(st->index_key.data, st->index_key.len, k, klen) >= 0)
 		{
-			rc = block_corrupt(r, BK_INDEX, r->footer.index.offset, err);
+			rc = block_corrupt(r, BK_INDEX, part->index.offset, err);
 			goto done;
 		}
-		nokv_buf_reset(&prev_index_key);
-		nokv_buf_append(&prev_index_key, index_key.data, index_key.len);
-		nokv_buf_reset(&index_key);
-		nokv_buf_append(&index_key, k, klen);
+		nokv_buf_reset(&st->prev_index_key);
+		nokv_buf_append(&st->prev_index_key, st->index_key.data, st->index_key.len);
+		nokv_buf_reset(&st->index_key);
+		nokv_buf_append(&st->index_key, k, klen);
 
 		v = nokv_block_iter_value(&ii, &vlen);
-		if ((rc = check_data_handle(r, v, vlen, &h, err)) != NOKV_OK)
+		if ((rc = check_data_handle(r, v, vlen, &h, part->index.offset, err)) != NOKV_OK)
 			goto done;
-		if (h.offset != expect_off)
+		if (h.offset != st->expect_off)
 		{
 			rc = nokv_error_set(err, NOKV_CORRUPTION,
 								"data block at offset %llu of %s does not follow the previous one (expected offset %llu)",
 								(unsigned long long) h.offset, r->path,
-								(unsigned long long) expect_off);
+								(unsigned long long) st->expect_off);
 			goto done;
 		}
-		expect_off = h.offset + h.size + NOKV_BLOCK_TRAILER_SIZE;
-		blocks++;
+		st->expect_off = h.offset + h.size + NOKV_BLOCK_TRAILER_SIZE;
+		st->blocks++;
 
 		if ((rc = read_block(r, &h, BK_DATA, &contents, &len, &owned, err)) != NOKV_OK)
 			goto done;
@@ -986,10 +1229,10 @@ nokv_sst_verify(nokv_sst_reader *r, nokv_error *err)
 			kind = nokv_ikey_kind(k, klen);
 			/* the previous index key must separate the blocks: seeks rely on it */
 			if ((kind != NOKV_KIND_PUT && kind != NOKV_KIND_DELETE) ||
-				(first && prev_index_key.len &&
-				 nokv_ikey_compare(prev_index_key.data, prev_index_key.len, k, klen) >= 0) ||
-				(prev.len && nokv_ikey_compare(prev.data, prev.len, k, klen) >= 0) ||
-				(entries == 0 &&
+				(first && st->prev_index_key.len &&
+				 nokv_ikey_compare(st->prev_index_key.data, st->prev_index_key.len, k, klen) >= 0) ||
+				(st->prev.len && nokv_ikey_compare(st->prev.data, st->prev.len, k, klen) >= 0) ||
+				(st->entries == 0 &&
 				 (r->props.smallest_len == 0 ||
 				  nokv_ikey_compare(r->props.smallest, r->props.smallest_len, k, klen) > 0)) ||
 				(filter &&
@@ -998,21 +1241,22 @@ nokv_sst_verify(nokv_sst_reader *r, nokv_error *err)
 			{
 				rc = nokv_error_set(err, NOKV_CORRUPTION,
 									"bad or out-of-order key at entry %llu in data block at offset %llu of %s",
-									(unsigned long long) entries,
+									(unsigned long long) st->entries,
 									(unsigned long long) h.offset, r->path);
 				break;
 			}
-			entries++;
+			st->entries++;
 			if (kind == NOKV_KIND_DELETE)
-				deletions++;
-			nokv_buf_reset(&prev);
-			nokv_buf_append(&prev, k, klen);
+				st->deletions++;
+			nokv_buf_reset(&st->prev);
+			nokv_buf_append(&st->prev, k, klen);
 		}
 		if (rc == NOKV_OK && di.corrupt)
 			rc = block_corrupt(r, BK_DATA, h.offset, err);
 		/* the index key separates this block from the next */
 		if (rc == NOKV_OK &&
-			nokv_ikey_compare(index_key.data, index_key.len, prev.data, prev.len) < 0)
+			nokv_ikey_compare(st->index_key.data, st->index_key.len,
+							  st->prev.data, st->prev.len) < 0)
 			rc = nokv_error_set(err, NOKV_CORRUPTION,
 								"index key below the last key of data block at offset %llu of %s",
 								(unsigned long long) h.offset, r->path);
@@ -1021,45 +1265,140 @@ nokv_sst_verify(nokv_sst_reader *r, nokv_error *err)
 			goto done;
 	}
 	if (ii.corrupt)
+		rc = block_corrupt(r, BK_INDEX, part->index.offset, err);
+
+done:
+	nokv_block_iter_free(&ii);
+	nokv_block_iter_free(&di);
+	free(index_owned);
+	free(filter_owned);
+	return rc;
+}
+
+/*
+ * Version 2: every partition in top-level order.  The filter partitions
+ * must tile the start of the partition area and the index partitions the
+ * rest, in the same order, and each top-level key must be its partition's
+ * last index key.
+ */
+static int
+verify_partitions(nokv_sst_reader *r, verify_state *st, nokv_error *err)
+{
+	const char *top_data;
+	size_t		top_len;
+	char	   *top_owned = NULL;
+	nokv_block_iter ti;
+	uint64_t	filter_off = r->footer.meta_offset;
+	uint64_t	index_start = 0;
+	uint64_t	index_off = 0;
+	bool		first = true;
+	int			rc;
+
+	rc = read_block(r, &r->footer.index, BK_TOP, &top_data, &top_len, &top_owned, err);
+	if (rc != NOKV_OK)
+		return rc;
+	nokv_block_iter_init(&ti);
+	if (!nokv_block_check(top_data, top_len) ||
+		!nokv_block_iter_set(&ti, top_data, top_len))
 	{
-		rc = block_corrupt(r, BK_INDEX, r->footer.index.offset, err);
+		rc = block_corrupt(r, BK_TOP, r->footer.index.offset, err);
 		goto done;
 	}
-	if (expect_off != r->footer.meta_offset)
+	for (nokv_block_iter_seek_to_first(&ti); rc == NOKV_OK && nokv_block_iter_valid(&ti);
+		 nokv_block_iter_next(&ti))
+	{
+		sst_part	part;
+		size_t		klen,
+					vlen;
+		const char *k = nokv_block_iter_key(&ti, &klen);
+		const char *v = nokv_block_iter_value(&ti, &vlen);
+
+		if ((rc = decode_part(r, v, vlen, &part, err)) != NOKV_OK)
+			break;
+		if (first)
+			index_start = index_off = part.index.offset;
+		first = false;
+		if ((part.filter.size && part.filter.offset != filter_off) ||
+			part.index.offset != index_off)
+		{
+			rc = nokv_error_set(err, NOKV_CORRUPTION,
+								"partition handles in top-level index block at offset %llu of %s do not tile the partition area",
+								(unsigned long long) r->footer.index.offset, r->path);
+			break;
+		}
+		if (part.filter.size)
+			filter_off += part.filter.size + NOKV_BLOCK_TRAILER_SIZE;
+		index_off += part.index.size + NOKV_BLOCK_TRAILER_SIZE;
+		if ((rc = verify_partition(r, &part, st, err)) != NOKV_OK)
+			break;
+		if (st->index_key.len != klen || memcmp(st->index_key.data, k, klen) != 0)
+			rc = block_corrupt(r, BK_TOP, r->footer.index.offset, err);
+	}
+	if (rc == NOKV_OK && ti.corrupt)
+		rc = block_corrupt(r, BK_TOP, r->footer.index.offset, err);
+	if (rc == NOKV_OK &&
+		(first ? r->footer.filter_size != 0 :
+		 (filter_off != index_start ||
+		  index_off != r->footer.meta_offset + r->footer.filter_size)))
+		rc = nokv_error_set(err, NOKV_CORRUPTION,
+							"partition handles in top-level index block at offset %llu of %s do not tile the partition area",
+							(unsigned long long) r->footer.index.offset, r->path);
+done:
+	nokv_block_iter_free(&ti);
+	free(top_owned);
+	return rc;
+}
+
+int
+nokv_sst_verify(nokv_sst_reader *r, nokv_error *err)
+{
+	verify_state st = {0};
+	int			rc;
+
+	if ((rc = verify_rangedel(r, err)) != NOKV_OK)
+		return rc;
+	if (r->footer.version >= 2)
+		rc = verify_partitions(r, &st, err);
+	else
+	{
+		sst_part	part;
+
+		single_part(r, &part);
+		rc = verify_partition(r, &part, &st, err);
+	}
+	if (rc != NOKV_OK)
+		goto done;
+	if (st.expect_off != r->footer.meta_offset)
 	{
 		rc = nokv_error_set(err, NOKV_CORRUPTION,
 							"data blocks end at offset %llu but meta blocks start at %llu in %s",
-							(unsigned long long) expect_off,
+							(unsigned long long) st.expect_off,
 							(unsigned long long) r->footer.meta_offset, r->path);
 		goto done;
 	}
-	if (entries != r->props.entries || deletions != r->props.deletions ||
-		blocks != r->props.data_blocks)
+	if (st.entries != r->props.entries || st.deletions != r->props.deletions ||
+		st.blocks != r->props.data_blocks)
 	{
 		rc = nokv_error_set(err, NOKV_CORRUPTION,
 							"properties of %s say %llu entries, %llu deletions, %llu blocks; found %llu, %llu, %llu",
 							r->path, (unsigned long long) r->props.entries,
 							(unsigned long long) r->props.deletions,
 							(unsigned long long) r->props.data_blocks,
-							(unsigned long long) entries,
-							(unsigned long long) deletions,
-							(unsigned long long) blocks);
+							(unsigned long long) st.entries,
+							(unsigned long long) st.deletions,
+							(unsigned long long) st.blocks);
 		goto done;
 	}
 	/* the key range covers every entry (the first one was checked above) */
-	if (entries > 0 &&
-		nokv_ikey_compare(r->props.largest, r->props.largest_len, prev.data, prev.len) < 0)
+	if (st.entries > 0 &&
+		nokv_ikey_compare(r->props.largest, r->props.largest_len, st.prev.data, st.prev.len) < 0)
 		rc = nokv_error_set(err, NOKV_CORRUPTION,
 							"largest key in properties of %s is below the last entry",
 							r->path);
 
 done:
-	nokv_block_iter_free(&ii);
-	nokv_block_iter_free(&di);
-	nokv_buf_free(&prev);
-	nokv_buf_free(&index_key);
-	nokv_buf_free(&prev_index_key);
-	free(index_owned);
-	free(filter_owned);
+	nokv_buf_free(&st.prev);
+	nokv_buf_free(&st.index_key);
+	nokv_buf_free(&st.prev_index_key);
 	return rc;
 }

@@ -384,7 +384,7 @@ test_options_defaults(void)
 	ok(!o.external_log, "default is own-log mode");
 	is_int(o.sync_mode, NOKV_SYNC_OFF, "default sync_mode is NOKV_SYNC_OFF");
 	is_int(o.wal_buffer_size, 1024 * 1024, "default wal_buffer_size is 1 MiB");
-	is_int(o.block_size, 4096, "default block_size is 4 KiB");
+	is_int(o.block_size, 4000, "default block_size: a cached block fills a 4 KiB heap block");
 	is_int(o.block_restart_interval, 16, "default block_restart_interval is 16");
 	is_int(o.bloom_bits_per_key, 10, "default bloom_bits_per_key is 10");
 	ok(o.compression, "compression is on by default");

@@ -720,6 +720,7 @@ test_handles_footer_props(void)
 	   g.size == h.size, "block handle round trip");
 	ok(nokv_block_handle_decode(buf, end - 1, &g) == NULL, "truncated handle rejected");
 
+	f.version = 1;
 	f.meta_offset = 10000;
 	f.filter_size = 100;
 	f.rangedel_size = 0;
@@ -733,13 +734,23 @@ test_handles_footer_props(void)
 	   d.index.offset == 10160 && d.index.size == 30, "footer layout derived");
 	is_int(nokv_sst_footer_decode(buf, fsize + 1, &d, "f", &err), NOKV_CORRUPTION,
 		   "footer with a gap before it is corruption");
-	buf[24] = 2;
+	is_int(d.version, 1, "version 1 decodes as version 1");
+
+	/* version 2: the partition area carries its blocks' trailers itself */
+	f.version = 2;
+	fsize = 10000 + 100 + 55 + 35 + NOKV_SST_FOOTER_SIZE;
+	nokv_sst_footer_encode(buf, &f);
+	is_int(nokv_sst_footer_decode(buf, fsize, &d, "f", &err), NOKV_OK, "version 2 footer decodes");
+	ok(d.version == 2 && d.filter.offset == 10000 && d.filter.size == 100 &&
+	   d.props.offset == 10100 && d.index.offset == 10155, "version 2 layout derived");
+
+	buf[24] = 3;
 	is_int(nokv_sst_footer_decode(buf, fsize, &d, "f", &err), NOKV_CORRUPTION,
 		   "changed version fails the footer checksum");
 	nokv_put_le32(buf + 36, nokv_crc_mask(nokv_crc32c(buf, 36)));
 	is_int(nokv_sst_footer_decode(buf, fsize, &d, "f", &err), NOKV_CORRUPTION,
 		   "unsupported version is corruption");
-	ok(strstr(err.msg, "version 2") != NULL, "message names the version");
+	ok(strstr(err.msg, "version 3") != NULL, "message names the version");
 
 	/* properties */
 	{

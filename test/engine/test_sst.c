@@ -1104,8 +1104,10 @@ test_corruption(const dataset *d)
 			const char *first;
 		}			cases[] = {
 			{"data", 10, "get"},
-			{"index", footer.index.offset + 3, "get"},
+			{"top-level index", footer.index.offset + 3, "get"},
+			/* the partition area: filter partitions first, index partitions last */
 			{"filter", footer.filter.offset + 5, "get"},
+			{"index", footer.filter.offset + footer.filter.size - 10, "get"},
 			{"range-tombstone", footer.rangedel.offset + 2, "tombstones"},
 			{"properties", footer.props.offset + 1, "open"},
 			{"footer", len - 20, "open"},
@@ -1138,7 +1140,7 @@ test_corruption(const dataset *d)
 			nokv_ikey_parse(d->e[from + 5].key, d->e[from + 5].klen, &v);
 			is_int(nokv_sst_get(r, v.lkey, v.lkey_len, NOKV_VERSION_MAX, &kind, &version,
 								&val, &err), -NOKV_CORRUPTION, "get through a bad index");
-			snprintf(want, sizeof(want), "checksum mismatch in index block at offset %llu of %s",
+			snprintf(want, sizeof(want), "checksum mismatch in top-level index block at offset %llu of %s",
 					 (unsigned long long) footer.index.offset, path);
 			is_str(err.msg, want, "message names kind, offset and file");
 			nokv_buf_free(&val);
