@@ -308,12 +308,13 @@ nokv_parallelscan_reinitialize(Relation rel, ParallelTableScanDesc pscan)
 /* ---------- index fetches ---------- */
 
 /*
- * Index scans often fetch rows in rising row-id order (a range of a key
- * that grew with the table): under an MVCC snapshot the fetch keeps an
- * engine iterator and steps forward to nearby row ids instead of looking
- * each one up from scratch.  The iterator sees the engine as of its
- * creation, after the snapshot was taken, so it misses nothing the
- * snapshot could see.
+ * A fetch is a point read, through the engine's bloom filters.  But index
+ * scans often fetch rows in rising row-id order (a range of a key that grew
+ * with the table): once a fetch lands just above the previous one, an MVCC
+ * fetch opens an engine iterator and from then on steps forward to nearby
+ * row ids instead of looking each one up from scratch.  The iterator sees
+ * the engine as of its creation, after the snapshot was taken, so it
+ * misses nothing the snapshot could see.
  */
 #define FETCH_STEP_LIMIT 16
 
@@ -322,9 +323,18 @@ typedef struct NokvIndexFetch
 	IndexFetchTableData base;
 	uint64		tableid;
 	RowState	rs;
+	bool		have_last;
+	uint64		last_rowid;		/* the previous fetch's row id */
 	bool		iter_open;
 	RowIter		ri;
 } NokvIndexFetch;
+
+/* the next row id is a short step forward from the last one */
+static inline bool
+fetch_steps_forward(uint64 from, uint64 to)
+{
+	return to > from && to - from <= FETCH_STEP_LIMIT;
+}
 
 static IndexFetchTableData *
 nokv_index_fetch_begin(Relation rel)
@@ -391,14 +401,16 @@ nokv_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snap
 	if (!tid_is_row(tid))
 		return false;
 	rowid = rowid_from_tid(tid);
-	if (snapshot->snapshot_type == SNAPSHOT_MVCC)
+	if (snapshot->snapshot_type == SNAPSHOT_MVCC &&
+		((f->iter_open && f->ri.pos == 0 && fetch_steps_forward(f->ri.rowid, rowid)) ||
+		 (f->have_last && fetch_steps_forward(f->last_rowid, rowid))))
 	{
 		if (!f->iter_open)
 		{
 			rowiter_begin(&f->ri, f->tableid, true);
 			f->iter_open = true;
 		}
-		if (f->ri.pos != 0 || f->ri.rowid > rowid || rowid - f->ri.rowid > FETCH_STEP_LIMIT)
+		if (f->ri.pos != 0 || !fetch_steps_forward(f->ri.rowid, rowid))
 			rowiter_seek(&f->ri, rowid);
 		while ((f->ri.pos != 0 || f->ri.rowid < rowid) &&
 			   rowiter_step(&f->ri, ForwardScanDirection))
@@ -414,6 +426,8 @@ nokv_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snap
 		rs = &f->rs;
 		found = rowstate_read(nokv_engine(), f->tableid, rowid, rs);
 	}
+	f->have_last = true;
+	f->last_rowid = rowid;
 	if (!found)
 	{
 		if (all_dead)

@@ -121,15 +121,58 @@ seal_block(char *img, uint64_t size, uint64_t offset, uint64_t payload)
 	nokv_put_le32(p + payload + 1, nokv_crc_mask(crc));
 }
 
+/* seal the blocks an index block names; partitions: also their filters */
+static void
+seal_named(char *img, size_t size, const nokv_sst_footer *f, uint64_t offset,
+		   uint64_t payload, bool top)
+{
+	const char *contents;
+	size_t		len;
+	char	   *owned;
+	nokv_block_iter it;
+
+	seal_block(img, size, offset, payload);
+	if (offset > size || payload > size - offset ||
+		size - offset - payload < NOKV_BLOCK_TRAILER_SIZE ||
+		nokv_block_unframe(img + offset, payload, &contents, &len, &owned,
+						   "index", offset, "fuzz", NULL) != NOKV_OK)
+		return;
+	nokv_block_iter_init(&it);
+	nokv_block_iter_set(&it, contents, len);
+	nokv_block_iter_seek_to_first(&it);
+	for (int n = 0; n < MAX_STEPS && nokv_block_iter_valid(&it); n++)
+	{
+		nokv_block_handle h,
+					fh;
+		size_t		vlen;
+		const char *v = nokv_block_iter_value(&it, &vlen);
+		const char *q = nokv_block_handle_decode(v, v + vlen, &h);
+
+		if (top)
+		{
+			/* a partition: its filter, then its index and the data blocks */
+			if (q != NULL && nokv_block_handle_decode(q, v + vlen, &fh) != NULL)
+			{
+				if (fh.size)
+					seal_block(img, size, fh.offset, fh.size);
+				seal_named(img, size, f, h.offset, h.size, false);
+			}
+		}
+		else if (q != NULL &&
+				 h.offset <= f->meta_offset && h.size <= f->meta_offset - h.offset &&
+				 f->meta_offset - h.offset - h.size >= NOKV_BLOCK_TRAILER_SIZE)
+			seal_block(img, size, h.offset, h.size);
+		nokv_block_iter_next(&it);
+	}
+	nokv_block_iter_free(&it);
+	free(owned);
+}
+
 static void
 repair(char *img, size_t size)
 {
 	char	   *foot;
 	nokv_sst_footer f;
-	const char *contents;
-	size_t		len;
-	char	   *owned;
-	nokv_block_iter it;
 
 	if (size < NOKV_SST_FOOTER_SIZE)
 		return;
@@ -138,33 +181,12 @@ repair(char *img, size_t size)
 	nokv_put_le32(foot + 36, nokv_crc_mask(nokv_crc32c(foot, 36)));
 	if (nokv_sst_footer_decode(foot, size, &f, "fuzz", NULL) != NOKV_OK)
 		return;
-	if (f.filter_size)
+	if (f.version < 2 && f.filter_size)
 		seal_block(img, size, f.filter.offset, f.filter.size);
 	if (f.rangedel_size)
 		seal_block(img, size, f.rangedel.offset, f.rangedel.size);
 	seal_block(img, size, f.props.offset, f.props.size);
-	seal_block(img, size, f.index.offset, f.index.size);
-
-	if (nokv_block_unframe(img + f.index.offset, f.index.size, &contents, &len, &owned,
-						   "index", f.index.offset, "fuzz", NULL) != NOKV_OK)
-		return;
-	nokv_block_iter_init(&it);
-	nokv_block_iter_set(&it, contents, len);
-	nokv_block_iter_seek_to_first(&it);
-	for (int n = 0; n < MAX_STEPS && nokv_block_iter_valid(&it); n++)
-	{
-		nokv_block_handle h;
-		size_t		vlen;
-		const char *v = nokv_block_iter_value(&it, &vlen);
-
-		if (nokv_block_handle_decode(v, v + vlen, &h) != NULL &&
-			h.offset <= f.meta_offset && h.size <= f.meta_offset - h.offset &&
-			f.meta_offset - h.offset - h.size >= NOKV_BLOCK_TRAILER_SIZE)
-			seal_block(img, size, h.offset, h.size);
-		nokv_block_iter_next(&it);
-	}
-	nokv_block_iter_free(&it);
-	free(owned);
+	seal_named(img, size, &f, f.index.offset, f.index.size, f.version >= 2);
 }
 
 /* ---------- exercising a reader ---------- */
