@@ -1749,7 +1749,7 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 			break;
 		}
 		/* without a hook, an expired value need not be fetched from the value log */
-		if (!visible && nokv_value_expired(&vv, nokv_now_ms(db)))
+		if (!visible && vv.expires_at_ms && nokv_value_expired(&vv, nokv_now_ms(db)))
 			break;
 		if (vv.flags & NOKV_VF_VPTR)
 		{
@@ -1771,7 +1771,7 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 			continue;
 		}
 		/* an expired put deletes the key for every reader that sees it */
-		if (nokv_value_expired(&vv, nokv_now_ms(db)))
+		if (vv.expires_at_ms && nokv_value_expired(&vv, nokv_now_ms(db)))
 			break;
 		if (expires_at_ms)
 			*expires_at_ms = vv.expires_at_ms;

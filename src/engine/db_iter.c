@@ -275,7 +275,13 @@ struct nokv_iter
 	/* the current entry, copied out for the caller */
 	nokv_buf	cur_ikey;		/* forward only: where to re-position */
 	nokv_buf	cur_key;		/* lookup key */
-	nokv_buf	cur_value;		/* payload */
+	/*
+	 * The payload, not copied: it points into the entry the internal
+	 * iterator is on (a pinned block or memtable), di->big or
+	 * saved_value, all of which stay put until the next operation.
+	 */
+	const char *cur_vdata;
+	size_t		cur_vlen;
 	uint64_t	cur_version;
 	uint64_t	cur_expires;
 	uint64_t	saved_expires;
@@ -283,7 +289,8 @@ struct nokv_iter
 	nokv_buf	big;			/* a value read from the value log */
 	nokv_visible_fn visible;	/* upper layer's visibility hook, or NULL */
 	void	   *visible_arg;
-	uint64_t	now_ms;			/* clock for TTL, read once per call */
+	uint64_t	now_ms;			/* clock for TTL, read at most once per call
+								 * (0: not yet) */
 
 	nokv_error	err;
 	nokv_buf	scratch;
@@ -387,6 +394,17 @@ decode_value(nokv_iter *di, const char *v, size_t vlen, nokv_value_view *vv)
 	return false;
 }
 
+/* has vv expired?  The clock is read only for values with a TTL */
+static inline bool
+expired(nokv_iter *di, const nokv_value_view *vv)
+{
+	if (vv->expires_at_ms == 0)
+		return false;
+	if (di->now_ms == 0)
+		di->now_ms = nokv_now_ms(di->db);
+	return nokv_value_expired(vv, di->now_ms);
+}
+
 /*
  * Replace a value-log pointer in vv by the value it names (read into
  * di->big); plain values are left as they are.
@@ -442,7 +460,7 @@ find_next_user_entry(nokv_iter *di, bool skipping)
 						!di->visible(di->visible_arg, kv.cf, kv.ukey, kv.ukey_len, kv.version,
 									 vv.payload, vv.payload_len);
 					/* an expired put deletes the key for every reader that sees it */
-					deleted = !invisible && nokv_value_expired(&vv, di->now_ms);
+					deleted = !invisible && expired(di, &vv);
 				}
 				if (deleted)
 				{
@@ -462,8 +480,8 @@ find_next_user_entry(nokv_iter *di, bool skipping)
 					nokv_buf_append(&di->cur_ikey, k, klen);
 					nokv_buf_reset(&di->cur_key);
 					nokv_buf_append(&di->cur_key, kv.lkey, kv.lkey_len);
-					nokv_buf_reset(&di->cur_value);
-					nokv_buf_append(&di->cur_value, vv.payload, vv.payload_len);
+					di->cur_vdata = vv.payload;
+					di->cur_vlen = vv.payload_len;
 					di->cur_version = kv.version;
 					di->cur_expires = vv.expires_at_ms;
 					di->advanced = false;
@@ -515,7 +533,7 @@ find_prev_user_entry(nokv_iter *di)
 						!di->visible(di->visible_arg, kv.cf, kv.ukey, kv.ukey_len, kv.version,
 									 vv.payload, vv.payload_len))
 						skip = true;	/* as if this version did not exist */
-					else if (nokv_value_expired(&vv, di->now_ms))
+					else if (expired(di, &vv))
 						k = NOKV_KIND_DELETE;
 				}
 				if (!skip)
@@ -550,8 +568,8 @@ find_prev_user_entry(nokv_iter *di)
 	}
 	nokv_buf_reset(&di->cur_key);
 	nokv_buf_append(&di->cur_key, di->saved_key.data, di->saved_key.len);
-	nokv_buf_reset(&di->cur_value);
-	nokv_buf_append(&di->cur_value, di->saved_value.data, di->saved_value.len);
+	di->cur_vdata = di->saved_value.data;
+	di->cur_vlen = di->saved_value.len;
 	di->cur_version = di->saved_version;
 	di->cur_expires = di->saved_expires;
 	di->valid = true;
@@ -637,7 +655,7 @@ op_begin(nokv_iter *di)
 {
 	if (di->err.code != NOKV_OK || !di->view.version)
 		return false;
-	di->now_ms = nokv_now_ms(di->db);
+	di->now_ms = 0;
 	if (nokv_view_repin(di->db, &di->view))
 		return true;
 	iter_teardown(di);
@@ -743,7 +761,6 @@ nokv_iter_free(nokv_iter *di)
 	nokv_buf_free(&di->saved_value);
 	nokv_buf_free(&di->cur_ikey);
 	nokv_buf_free(&di->cur_key);
-	nokv_buf_free(&di->cur_value);
 	nokv_buf_free(&di->scratch);
 	nokv_buf_free(&di->big);
 	free(di);
@@ -915,8 +932,8 @@ nokv_iter_value(const nokv_iter *di, size_t *vlen)
 		*vlen = 0;
 		return NULL;
 	}
-	*vlen = di->cur_value.len;
-	return di->cur_value.data ? di->cur_value.data : "";
+	*vlen = di->cur_vlen;
+	return di->cur_vdata ? di->cur_vdata : "";
 }
 
 uint64_t
