@@ -41,6 +41,8 @@
 # Environment:
 #	DURATION	seconds per pgbench run (default 10)
 #	ROWS		rows loaded by COPY (default 2000000)
+#	RUNS		the pgbench runs to make, comma-separated: a workload
+#				("range") or one run ("range 2 on"); default all
 #	PG_BIN		PostgreSQL binaries (default: PostgreSQL 15's bindir)
 #	TMPDIR		where the temporary instance goes (default /tmp)
 #
@@ -52,6 +54,7 @@ set -euo pipefail
 
 DURATION="${DURATION:-10}"
 ROWS="${ROWS:-2000000}"
+RUNS="${RUNS:-all}"
 
 BENCH_NAME=tableam
 # shellcheck source=bench/lib.sh
@@ -60,7 +63,7 @@ BENCH_NAME=tableam
 case $DURATION in ''|*[!0-9]*|0) die "DURATION must be a positive integer, not \"$DURATION\"" ;; esac
 case $ROWS in ''|*[!0-9]*|0) die "ROWS must be a positive integer, not \"$ROWS\"" ;; esac
 
-bench_rerun_as_postgres DURATION ROWS
+bench_rerun_as_postgres DURATION ROWS RUNS
 bench_paths
 bench_require initdb pg_ctl postgres psql pgbench pg_config
 bench_workspace
@@ -114,7 +117,7 @@ settings=$(psql_value "SELECT string_agg(name || '=' || current_setting(name), '
 	echo "# data directory: $fs"
 	echo "# postgresql: $(psql_value 'SELECT version()')"
 	echo "# nokv: extension $(psql_value "SELECT extversion FROM pg_extension WHERE extname = 'nokv'"), $nokv_so md5 $nokv_md5"
-	echo "# command: $command_line (DURATION=$DURATION ROWS=$ROWS)"
+	echo "# command: $command_line (DURATION=$DURATION ROWS=$ROWS RUNS=$RUNS)"
 	echo "# settings: $settings"
 	echo "# schema: t_<am> (id bigint PRIMARY KEY, grp int NOT NULL, payload text) + INDEX (grp); grp = id % 1000"
 	echo "# payload: 100 bytes, $PAYLOAD_SQL"
@@ -210,6 +213,7 @@ for spec in "insert 1 on" "insert 2 on" "insert 1 off" "insert 2 off" \
 	"point 1 on" "point 2 on" "range 1 on" "range 2 on" \
 	"update 1 on" "update 2 on" "update 1 off" "update 2 off"; do
 	read -r w c s <<<"$spec"
+	case ",$RUNS," in ",all,"|*",$w $c $s,"*|*",$w,"*) ;; *) continue ;; esac
 	log "$w, $c client(s), synchronous_commit=$s"
 	h=$(run heap "$w" "$c" "$s")
 	n=$(run nokv "$w" "$c" "$s")

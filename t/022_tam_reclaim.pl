@@ -126,6 +126,38 @@ cmp_ok($restarted, '<=', $baseline + 0.1 * $size{rollback_drop},
 is($node->safe_psql('postgres', 'SELECT count(*), sum(id) FROM keep'), '1000|500500',
 	'the kept table after the restart');
 
+# DROP DATABASE: the rows of its nokv tables go with it (its metapages are
+# gone with its files; the engine's registry of table ids per database
+# names them), and CREATE DATABASE refuses to copy a template that holds
+# nokv tables (both copies would share the rows)
+$node->safe_psql('postgres', 'CREATE DATABASE other');
+$node->safe_psql('other', 'CREATE EXTENSION nokv');
+$node->safe_psql('other', 'CREATE TABLE big (id int PRIMARY KEY, payload text) USING nokv');
+$node->safe_psql('other', sprintf($load, 'big'));
+my $other_size = $node->safe_psql('other', "SELECT nokv_table_size('big')");
+my $with_other = flush_compact();
+cmp_ok($with_other - $restarted, '>=', 0.8 * $other_size,
+	"a table in another database takes engine space ($restarted -> $with_other)");
+my ($rc, $out, $err) = $node->psql('postgres', 'CREATE DATABASE copy TEMPLATE other');
+like($err, qr/cannot copy database "other": it holds nokv tables/,
+	'CREATE DATABASE refuses a template with nokv tables');
+($rc, $out, $err) = $node->psql('postgres', 'CREATE DATABASE copy TEMPLATE other',
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+like($err, qr/0A000/, 'with SQLSTATE 0A000');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_database WHERE datname = 'copy'"), '0',
+	'no database was created');
+$node->safe_psql('postgres', 'CREATE DATABASE copy TEMPLATE template0');
+$node->safe_psql('postgres', 'DROP DATABASE copy');
+$node->safe_psql('postgres', 'DROP DATABASE other');
+my $after_dropdb = flush_compact();
+cmp_ok($after_dropdb, '<=', $restarted + 0.1 * $other_size,
+	"DROP DATABASE reclaimed its tables' engine space ($with_other -> $after_dropdb)");
+is($node->safe_psql('postgres', 'SELECT count(*), sum(id) FROM keep'), '1000|500500',
+	'the tables of the remaining database keep their rows');
+($rc, $out, $err) = $node->psql('template1', 'CREATE DATABASE again TEMPLATE postgres');
+like($err, qr/cannot copy database "postgres": it holds nokv tables/,
+	'nor the database that still holds the table keep');
+
 unlike(slurp_file($node->logfile), qr/PANIC|TRAP:|could not reclaim/, 'no PANIC or reclaim failure in the log');
 $node->stop;
 done_testing();

@@ -503,6 +503,15 @@ int			nokv_compact_all(nokv_db *db, nokv_error *err);
 int			nokv_compact_range(nokv_db *db, int cf, const void *start, size_t slen,
 							   const void *end, size_t elen, nokv_error *err);
 
+/*
+ * The SST bytes (compressed, as on disk) holding the keys [start, end) of
+ * cf, estimated from the tables' indexes to a block; memtables are not
+ * counted.  Like RocksDB's GetApproximateSizes.
+ */
+int			nokv_approximate_size(nokv_db *db, int cf, const void *start, size_t slen,
+								  const void *end, size_t elen, uint64_t *bytes,
+								  nokv_error *err);
+
 /* ---------- statistics ---------- */
 
 typedef struct nokv_level_stats

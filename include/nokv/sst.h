@@ -139,6 +139,13 @@ int			nokv_sst_max_covering_tombstone(nokv_sst_reader *r, int cf,
 int			nokv_sst_range_tombstones(nokv_sst_reader *r, nokv_range_tombstone **out,
 									  int *n, nokv_error *err);
 
+/*
+ * The file offset where entries at or after internal key ikey begin (the
+ * data block holding the first one; the end of the data when none).
+ */
+int			nokv_sst_approximate_offset(nokv_sst_reader *r, const char *ikey, size_t len,
+										uint64_t *offset, nokv_error *err);
+
 /* iterator over point entries; the reader must outlive it */
 nokv_iiter *nokv_sst_iter_new(nokv_sst_reader *r);
 

@@ -1794,6 +1794,56 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 	return rc;
 }
 
+/* ---------- approximate sizes ---------- */
+
+int
+nokv_approximate_size(nokv_db *db, int cf, const void *start, size_t slen,
+					  const void *end, size_t elen, uint64_t *bytes, nokv_error *err)
+{
+	nokv_view	view;
+	nokv_buf	lo = {0};
+	nokv_buf	hi = {0};
+	int			rc = NOKV_OK;
+
+	*bytes = 0;
+	if (cf < 0 || cf >= NOKV_CF_COUNT)
+		return nokv_error_set(err, NOKV_INVALID_ARGUMENT, "unknown column family %d", cf);
+	if (slen > NOKV_MAX_KEY_SIZE || elen > NOKV_MAX_KEY_SIZE)
+		return nokv_error_set(err, NOKV_INVALID_ARGUMENT, "key too long");
+	/* the first internal keys of start and end: (key, newest, SEEK) */
+	nokv_buf_reserve(&lo, nokv_ikey_size(slen));
+	nokv_ikey_encode(lo.data, cf, start, slen, NOKV_VERSION_MAX, NOKV_KIND_SEEK);
+	lo.len = nokv_ikey_size(slen);
+	nokv_buf_reserve(&hi, nokv_ikey_size(elen));
+	nokv_ikey_encode(hi.data, cf, end, elen, NOKV_VERSION_MAX, NOKV_KIND_SEEK);
+	hi.len = nokv_ikey_size(elen);
+
+	nokv_view_acquire(db, &view);
+	for (int level = 0; rc == NOKV_OK && level < db->hdr->opts.num_levels; level++)
+		for (int i = 0; rc == NOKV_OK && i < view.version->nfiles[level]; i++)
+		{
+			nokv_file_meta *f = nokv_version_file(db, view.version, level, i);
+			nokv_sst_reader *r;
+			uint64_t	a,
+						b;
+
+			/* files entirely before start or at/after end hold nothing of it */
+			if (nokv_ikey_compare(nokv_file_largest(db, f), f->largest_len, lo.data, lo.len) < 0 ||
+				nokv_ikey_compare(nokv_file_smallest(db, f), f->smallest_len, hi.data, hi.len) >= 0)
+				continue;
+			if ((rc = nokv_table_get(db, f, &r, err)) != NOKV_OK ||
+				(rc = nokv_sst_approximate_offset(r, lo.data, lo.len, &a, err)) != NOKV_OK ||
+				(rc = nokv_sst_approximate_offset(r, hi.data, hi.len, &b, err)) != NOKV_OK)
+				break;
+			if (b > a)
+				*bytes += b - a;
+		}
+	nokv_view_release(db, &view);
+	nokv_buf_free(&lo);
+	nokv_buf_free(&hi);
+	return rc;
+}
+
 /* ---------- snapshots ---------- */
 
 nokv_snapshot *

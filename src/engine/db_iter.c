@@ -575,7 +575,60 @@ find_prev_user_entry(nokv_iter *di)
 	di->valid = true;
 }
 
-/* merge every source of a fresh view into di->it and gather tombstones */
+/*
+ * Can a source whose lookup keys lie in [lo, hi] (inclusive) hold anything
+ * within the iterator's bounds [lower, upper)?
+ */
+static bool
+overlaps_bounds(nokv_iter *di, const char *lo, size_t lo_len, const char *hi, size_t hi_len)
+{
+	return nokv_lkey_compare(hi, hi_len, di->lower.data, di->lower.len) >= 0 &&
+		nokv_lkey_compare(lo, lo_len, di->upper.data, di->upper.len) < 0;
+}
+
+static bool
+file_overlaps_bounds(nokv_iter *di, const nokv_file_meta *f)
+{
+	return overlaps_bounds(di, nokv_file_smallest(di->db, f), f->smallest_len - NOKV_IKEY_TRAILER,
+						   nokv_file_largest(di->db, f), f->largest_len - NOKV_IKEY_TRAILER);
+}
+
+/*
+ * A memtable iterator, or NULL when none of its point entries is in
+ * bounds.  (Keys point into the memtable's arena, which the view pins.)
+ */
+static nokv_iiter *
+memtable_child(nokv_iter *di, nokv_off mt)
+{
+	nokv_iiter *it = nokv_memtable_iter_new(&di->db->ctx, mt);
+	const char *first,
+			   *last;
+	size_t		first_len,
+				last_len;
+
+	nokv_iiter_seek_to_first(it);
+	if (nokv_iiter_valid(it))
+	{
+		first = nokv_iiter_key(it, &first_len);
+		nokv_iiter_seek_to_last(it);
+		if (nokv_iiter_valid(it))
+		{
+			last = nokv_iiter_key(it, &last_len);
+			if (overlaps_bounds(di, first, first_len - NOKV_IKEY_TRAILER,
+								last, last_len - NOKV_IKEY_TRAILER))
+				return it;
+		}
+	}
+	nokv_iiter_destroy(it);
+	return NULL;
+}
+
+/*
+ * Merge every source of a fresh view into di->it and gather tombstones.
+ * Sources whose keys all lie outside the iterator's bounds are left out
+ * (their range tombstones, which may reach into the bounds, are kept): a
+ * bounded iterator costs what the sources it can see cost.
+ */
 static void
 iter_build(nokv_iter *di)
 {
@@ -593,7 +646,10 @@ iter_build(nokv_iter *di)
 		nokv_range_tombstone *ts = NULL;
 		int			nts = 0;
 
-		children[n++] = nokv_memtable_iter_new(&db->ctx, mt);
+		nokv_iiter *child = memtable_child(di, mt);
+
+		if (child != NULL)
+			children[n++] = child;
 		if (nokv_memtable_tombstones(&db->ctx, mt) > 0 &&
 			nokv_memtable_range_tombstones(&db->ctx, mt, &ts, &nts) == NOKV_OK)
 			add_tombstones(di, ts, nts);
@@ -604,6 +660,9 @@ iter_build(nokv_iter *di)
 			nokv_file_meta *f = nokv_version_file(db, v, level, level == 0 ? v->nfiles[0] - 1 - i : i);
 			nokv_sst_reader *r;
 
+			/* the bounds of a file include its range tombstones */
+			if (!file_overlaps_bounds(di, f))
+				continue;
 			if (level == 0)
 			{
 				if (nokv_table_get(db, f, &r, &di->err) != NOKV_OK)
@@ -622,8 +681,18 @@ iter_build(nokv_iter *di)
 			}
 		}
 	for (int level = 1; level < db->hdr->opts.num_levels; level++)
-		if (v->nfiles[level] > 0)
+	{
+		int			nf = v->nfiles[level];
+
+		/* files of a level are sorted and disjoint: check the level's span */
+		if (nf > 0 &&
+			overlaps_bounds(di,
+							nokv_file_smallest(db, nokv_version_file(db, v, level, 0)),
+							nokv_version_file(db, v, level, 0)->smallest_len - NOKV_IKEY_TRAILER,
+							nokv_file_largest(db, nokv_version_file(db, v, level, nf - 1)),
+							nokv_version_file(db, v, level, nf - 1)->largest_len - NOKV_IKEY_TRAILER))
 			children[n++] = nokv_level_iter_new(db, v, level);
+	}
 	di->it = nokv_merge_iter_new(children, n);
 	free(children);
 }

@@ -519,6 +519,67 @@ done:
 	return result;
 }
 
+/* ---------- approximate offsets ---------- */
+
+/*
+ * Where in the file the entries at or after internal key ikey begin: the
+ * offset of the data block holding the first such entry, or meta_offset
+ * when there is none.  Two of these bound the bytes of a key range.
+ */
+int
+nokv_sst_approximate_offset(nokv_sst_reader *r, const char *ikey, size_t len,
+							uint64_t *offset, nokv_error *err)
+{
+	sst_block	blk;
+	nokv_block_iter it;
+	sst_part	part;
+	nokv_block_handle h;
+	const char *v;
+	size_t		vlen;
+	int			rc = NOKV_OK;
+
+	*offset = r->footer.meta_offset;
+	nokv_block_iter_init(&it);
+	if (r->footer.version >= 2)
+	{
+		if ((rc = block_get(r, &r->footer.index, BK_TOP, true, &blk, err)) != NOKV_OK)
+			goto done;
+		nokv_block_iter_set(&it, blk.data, blk.len);
+		nokv_block_iter_seek(&it, ikey, len);
+		if (!nokv_block_iter_valid(&it))
+		{
+			if (it.corrupt)
+				rc = block_corrupt(r, BK_TOP, r->footer.index.offset, err);
+			block_put(r, &blk);
+			goto done;
+		}
+		v = nokv_block_iter_value(&it, &vlen);
+		rc = decode_part(r, v, vlen, &part, err);
+		block_put(r, &blk);
+		if (rc != NOKV_OK)
+			goto done;
+	}
+	else
+		single_part(r, &part);
+	if ((rc = block_get(r, &part.index, BK_INDEX, true, &blk, err)) != NOKV_OK)
+		goto done;
+	nokv_block_iter_set(&it, blk.data, blk.len);
+	nokv_block_iter_seek(&it, ikey, len);
+	if (nokv_block_iter_valid(&it))
+	{
+		v = nokv_block_iter_value(&it, &vlen);
+		rc = check_data_handle(r, v, vlen, &h, part.index.offset, err);
+		if (rc == NOKV_OK)
+			*offset = h.offset;
+	}
+	else if (it.corrupt)
+		rc = block_corrupt(r, BK_INDEX, part.index.offset, err);
+	block_put(r, &blk);
+done:
+	nokv_block_iter_free(&it);
+	return rc;
+}
+
 /* ---------- range tombstones ---------- */
 
 static int

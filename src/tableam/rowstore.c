@@ -236,6 +236,141 @@ new_tableid(void)
 	return (U64FromFullTransactionId(top) << 16) | tableid_count++;
 }
 
+/* ---------- the registry of each database's tables ---------- */
+
+/*
+ * The metapages of a database's tables go with the database, so DROP
+ * DATABASE cannot read them: every table id is also registered in the
+ * engine under its database, from its creation until its range is
+ * reclaimed.  The registry is not transactional; an entry of a table whose
+ * creation aborted is removed with its range (a stale one would only make
+ * a dropped database reclaim an empty range).
+ */
+static void
+registry_key(char *key, Oid dboid, uint64 tableid)
+{
+	key[0] = NOKV_NS_TABLES;
+	key[1] = (char) (dboid >> 24);
+	key[2] = (char) (dboid >> 16);
+	key[3] = (char) (dboid >> 8);
+	key[4] = (char) dboid;
+	put_be64(key + 5, tableid);
+}
+
+/* write b to the engine (through PostgreSQL's WAL) and free it */
+static void
+write_batch(nokv_batch *b)
+{
+	PG_TRY();
+	{
+		nokv_xlog_write(nokv_engine(), b);
+	}
+	PG_FINALLY();
+	{
+		nokv_batch_free(b);
+	}
+	PG_END_TRY();
+}
+
+static nokv_batch *
+new_batch(void)
+{
+	nokv_batch *b = nokv_batch_new();
+
+	if (b == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	return b;
+}
+
+static void
+registry_add(Oid dboid, uint64 tableid)
+{
+	char		key[REGISTRY_KEY_LEN];
+	nokv_batch *b = new_batch();
+
+	registry_key(key, dboid, tableid);
+	if (nokv_batch_put(b, ROW_CF, key, REGISTRY_KEY_LEN, "", 0) != NOKV_OK)
+	{
+		nokv_batch_free(b);
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+	write_batch(b);
+}
+
+/*
+ * The table ids registered for database dboid, up to max of them (all of
+ * them when max is 0), palloc'd; *n is set to the count.
+ */
+static uint64 *
+registry_list(Oid dboid, int max, int *n)
+{
+	nokv_read_options ro;
+	char		lo[REGISTRY_KEY_LEN];
+	char		hi[REGISTRY_KEY_LEN];
+	nokv_iter  *it;
+	nokv_error	err;
+	int			rc;
+	int			cap = 16;
+	uint64	   *ids = palloc(sizeof(uint64) * cap);
+
+	*n = 0;
+	registry_key(lo, dboid, 0);
+	registry_key(hi, dboid, 0);
+	for (int i = 4; i >= 1; i--)	/* hi = the next database's first key */
+		if (++hi[i] != 0)
+			break;
+	if (dboid == PG_UINT32_MAX)
+		hi[0]++;
+	nokv_read_options_init(&ro);
+	ro.lower_bound = lo;
+	ro.lower_len = REGISTRY_KEY_LEN;
+	ro.upper_bound = hi;
+	ro.upper_len = REGISTRY_KEY_LEN;
+	it = nokv_iter_new(nokv_engine(), &ro, ROW_CF);
+	if (it == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	for (nokv_iter_seek(it, lo, REGISTRY_KEY_LEN);
+		 nokv_iter_valid(it) && (max == 0 || *n < max); nokv_iter_next(it))
+	{
+		size_t		klen;
+		const char *k = nokv_iter_key(it, &klen);
+
+		if (klen != REGISTRY_KEY_LEN)
+			continue;
+		if (*n == cap)
+		{
+			cap *= 2;
+			ids = repalloc(ids, sizeof(uint64) * cap);
+		}
+		ids[(*n)++] = get_be64(k + 5);
+	}
+	rc = nokv_iter_status(it, &err);
+	nokv_iter_free(it);
+	if (rc != NOKV_OK)
+		nokv_raise_engine_error(rc, &err, "scan");
+	return ids;
+}
+
+bool
+rows_database_has_tables(Oid dboid)
+{
+	int			n;
+
+	pfree(registry_list(dboid, 1, &n));
+	return n > 0;
+}
+
+void
+rows_drop_database(Oid dboid)
+{
+	int			n;
+	uint64	   *ids = registry_list(dboid, 0, &n);
+
+	for (int i = 0; i < n; i++)
+		rows_drop_range_of(dboid, ids[i]);
+	pfree(ids);
+}
+
 uint64
 rows_create_storage(const RelFileNode *rnode, char persistence)
 {
@@ -249,6 +384,7 @@ rows_create_storage(const RelFileNode *rnode, char persistence)
 	};
 
 	srel = RelationCreateStorage(*rnode, persistence, true);
+	registry_add(rnode->dbNode, meta.tableid);
 	fill_meta_page(block.data, &meta);
 	log_newpage((RelFileNode *) rnode, MAIN_FORKNUM, 0, block.data, true);
 	PageSetChecksumInplace(block.data, 0);
@@ -787,25 +923,28 @@ rowstate_heap_tuple(RowState *rs, Relation rel, uint64 rowid)
 void
 rows_drop_range(uint64 tableid)
 {
-	nokv_batch *b = nokv_batch_new();
+	rows_drop_range_of(MyDatabaseId, tableid);
+}
+
+/* the rows of table tableid of database dboid, and its registry entry */
+void
+rows_drop_range_of(Oid dboid, uint64 tableid)
+{
+	nokv_batch *b = new_batch();
 	char		lo[ROW_KEY_LEN];
 	char		hi[ROW_KEY_LEN];
+	char		reg[REGISTRY_KEY_LEN];
 
-	if (b == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	row_key(lo, tableid, 0);
 	row_key(hi, tableid + 1, 0);
-	PG_TRY();
-	{
-		if (nokv_batch_delete_range(b, ROW_CF, lo, ROW_KEY_LEN, hi, ROW_KEY_LEN) != NOKV_OK)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-		nokv_xlog_write(nokv_engine(), b);
-	}
-	PG_FINALLY();
+	registry_key(reg, dboid, tableid);
+	if (nokv_batch_delete_range(b, ROW_CF, lo, ROW_KEY_LEN, hi, ROW_KEY_LEN) != NOKV_OK ||
+		nokv_batch_delete(b, ROW_CF, reg, REGISTRY_KEY_LEN) != NOKV_OK)
 	{
 		nokv_batch_free(b);
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	}
-	PG_END_TRY();
+	write_batch(b);
 }
 
 /* ---------- iteration ---------- */
@@ -829,13 +968,27 @@ rowiter_release(void *arg)
 void
 rowiter_begin(RowIter *ri, uint64 tableid, bool want_tuple)
 {
+	rowiter_begin_range(ri, tableid, 0, PG_UINT64_MAX, want_tuple);
+}
+
+/*
+ * Row ids [lo, hi) only (hi PG_UINT64_MAX: to the end of the table): the
+ * engine leaves out the memtables and tables that hold no key of the
+ * range, so a narrow iterator is cheap to build and to seek.
+ */
+void
+rowiter_begin_range(RowIter *ri, uint64 tableid, uint64 lo, uint64 hi, bool want_tuple)
+{
 	nokv_read_options ro;
 
 	memset(ri, 0, sizeof(RowIter));
 	ri->tableid = tableid;
 	rowstate_init(&ri->rs, want_tuple);
-	row_key(ri->lo, tableid, 0);
-	row_key(ri->hi, tableid + 1, 0);
+	row_key(ri->lo, tableid, lo);
+	if (hi == PG_UINT64_MAX)
+		row_key(ri->hi, tableid + 1, 0);
+	else
+		row_key(ri->hi, tableid, hi);
 	ri->pos = -1;
 
 	nokv_read_options_init(&ro);

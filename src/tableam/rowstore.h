@@ -41,6 +41,9 @@
 /* first key byte of table rows (NOKV_NS_KV is the key-value namespace) */
 #define NOKV_NS_ROWS 0x01
 #define ROW_KEY_LEN 17
+/* the registry of each database's table ids: NS | database oid BE4 | table id BE8 */
+#define NOKV_NS_TABLES 0x02
+#define REGISTRY_KEY_LEN 13
 #define ROW_CF 0				/* the engine's default column family */
 
 /* row ids per virtual block: heap's MaxHeapTuplesPerPage */
@@ -134,6 +137,12 @@ extern uint64 rows_allocate(Relation rel, int n);
 extern uint64 rows_high_water(Relation rel);
 /* create the storage and metapage of a new relfilenode; its table id */
 extern uint64 rows_create_storage(const RelFileNode *rnode, char persistence);
+/* delete a table's rows (and its registry entry); of this database, or of dboid */
+extern void rows_drop_range(uint64 tableid);
+extern void rows_drop_range_of(Oid dboid, uint64 tableid);
+/* does database dboid hold nokv tables?  drop the rows of all of them */
+extern bool rows_database_has_tables(Oid dboid);
+extern void rows_drop_database(Oid dboid);
 extern void rows_shmem_request(void);
 extern void rows_shmem_startup(void);
 
@@ -185,6 +194,8 @@ typedef struct RowIter
 
 /* the engine iterator is freed with the current memory context at the latest */
 extern void rowiter_begin(RowIter *ri, uint64 tableid, bool want_tuple);
+extern void rowiter_begin_range(RowIter *ri, uint64 tableid, uint64 lo, uint64 hi,
+								bool want_tuple);
 /* position before the first row with id >= rowid (forward) */
 extern void rowiter_seek(RowIter *ri, uint64 rowid);
 /* the next row in direction dir (forward or backward); false at the end */
@@ -200,8 +211,5 @@ extern void rows_unlock_row(uint64 tableid, uint64 rowid);
 extern void row_encode_marker(StringInfo buf, uint8 flags, FullTransactionId fxid,
 							  CommandId cid, uint8 mode, uint64 forward);
 extern void row_encode_data(StringInfo buf, CommandId cid, MinimalTuple mt);
-
-/* reclaim the engine space of a table id (drop / truncate) */
-extern void rows_drop_range(uint64 tableid);
 
 #endif							/* NOKV_ROWSTORE_H */

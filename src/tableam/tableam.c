@@ -317,6 +317,8 @@ nokv_parallelscan_reinitialize(Relation rel, ParallelTableScanDesc pscan)
  * misses nothing the snapshot could see.
  */
 #define FETCH_STEP_LIMIT 16
+/* the row ids an index-fetch iterator covers: a window, rebuilt past its end */
+#define FETCH_WINDOW (64 * ROWS_PER_BLOCK)
 
 typedef struct NokvIndexFetch
 {
@@ -326,6 +328,8 @@ typedef struct NokvIndexFetch
 	bool		have_last;
 	uint64		last_rowid;		/* the previous fetch's row id */
 	bool		iter_open;
+	uint64		iter_start;		/* the iterator's window of row ids */
+	uint64		iter_end;		/* (exclusive) */
 	RowIter		ri;
 } NokvIndexFetch;
 
@@ -405,9 +409,19 @@ nokv_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snap
 		((f->iter_open && f->ri.pos == 0 && fetch_steps_forward(f->ri.rowid, rowid)) ||
 		 (f->have_last && fetch_steps_forward(f->last_rowid, rowid))))
 	{
+		/* the iterator sees only its window: outside it, start another */
+		if (f->iter_open && (rowid < f->iter_start || rowid >= f->iter_end))
+		{
+			rowiter_end(&f->ri);
+			if (f->ri.rs.markers)
+				pfree(f->ri.rs.markers);
+			f->iter_open = false;
+		}
 		if (!f->iter_open)
 		{
-			rowiter_begin(&f->ri, f->tableid, true);
+			f->iter_start = rowid;
+			f->iter_end = rowid + FETCH_WINDOW;
+			rowiter_begin_range(&f->ri, f->tableid, f->iter_start, f->iter_end, true);
 			f->iter_open = true;
 		}
 		if (f->ri.pos != 0 || !fetch_steps_forward(f->ri.rowid, rowid))
@@ -420,6 +434,16 @@ nokv_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snap
 		}
 		rs = &f->ri.rs;
 		found = f->ri.pos == 0 && f->ri.rowid == rowid;
+		/*
+		 * Not there: make sure with a point read before the index entry
+		 * may be reported dead (and killed).  Rare: only rows vacuum has
+		 * not yet taken out of the index.
+		 */
+		if (!found)
+		{
+			rs = &f->rs;
+			found = rowstate_read(nokv_engine(), f->tableid, rowid, rs);
+		}
 	}
 	else
 	{

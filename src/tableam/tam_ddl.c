@@ -283,23 +283,20 @@ tam_relation_estimate_size(Relation rel, int32 *attr_widths, BlockNumber *pages,
 
 /*
  * nokv_table_size(regclass) returns bigint: the engine bytes of the table
- * in SSTs (compressed, as on disk): the SSTs inside its key range, and
- * half of each SST straddling one of its ends.  Rows still in memtables
- * are not counted; nokv_flush() writes them out.
+ * in SSTs (compressed, as on disk), estimated to a block from the SSTs'
+ * indexes.  Rows still in memtables are not counted; nokv_flush() writes
+ * them out.
  */
 Datum
 nokv_table_size(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
 	Relation	rel;
-	nokv_inspector *in;
 	nokv_error	err;
-	const nokv_sst_info *ssts;
 	char		lo[ROW_KEY_LEN];
 	char		hi[ROW_KEY_LEN];
-	int			n;
 	int			rc;
-	double		bytes = 0;
+	uint64_t	bytes = 0;
 	uint64		tableid;
 
 	rel = try_relation_open(relid, AccessShareLock);
@@ -319,33 +316,9 @@ nokv_table_size(PG_FUNCTION_ARGS)
 	relation_close(rel, AccessShareLock);
 	row_key(lo, tableid, 0);
 	row_key(hi, tableid + 1, 0);
-
-	rc = nokv_inspect_live(nokv_engine(), &in, &err);
+	rc = nokv_approximate_size(nokv_engine(), ROW_CF, lo, ROW_KEY_LEN, hi, ROW_KEY_LEN,
+							   &bytes, &err);
 	if (rc != NOKV_OK)
-		nokv_raise_engine_error(rc, &err, "inspection");
-	n = nokv_inspect_sstables(in, &ssts);
-	for (int i = 0; i < n; i++)
-	{
-		const nokv_sst_info *s = &ssts[i];
-		bool		starts_in;
-		bool		ends_in;
-		int			c;
-
-		if (s->smallest_cf > ROW_CF || s->largest_cf < ROW_CF)
-			continue;
-		/* [smallest, largest] against [lo, hi) */
-		c = memcmp(s->largest_key, lo, Min(s->largest_len, ROW_KEY_LEN));
-		if (s->largest_cf == ROW_CF && (c < 0 || (c == 0 && s->largest_len < ROW_KEY_LEN)))
-			continue;
-		c = memcmp(s->smallest_key, hi, Min(s->smallest_len, ROW_KEY_LEN));
-		if (s->smallest_cf == ROW_CF && (c > 0 || (c == 0 && s->smallest_len >= ROW_KEY_LEN)))
-			continue;
-		starts_in = s->smallest_cf == ROW_CF && s->smallest_len == ROW_KEY_LEN &&
-			memcmp(s->smallest_key, lo, ROW_KEY_LEN) >= 0;
-		ends_in = s->largest_cf == ROW_CF && s->largest_len == ROW_KEY_LEN &&
-			memcmp(s->largest_key, hi, ROW_KEY_LEN) < 0;
-		bytes += (starts_in && ends_in) ? (double) s->size : (double) s->size / 2;
-	}
-	nokv_inspect_free(in);
+		nokv_raise_engine_error(rc, &err, "size estimate");
 	PG_RETURN_INT64((int64) bytes);
 }

@@ -23,6 +23,7 @@
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_publication.h"
+#include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -158,12 +159,15 @@ check_publication_objects(List *objects, bool for_all_tables)
 	}
 }
 
+static void check_template(CreatedbStmt *stmt);
+
 static void
 tam_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					ProcessUtilityContext context, ParamListInfo params,
 					QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
+	Oid			dropped_db = InvalidOid;
 
 	if (IsA(parsetree, CreatePublicationStmt))
 	{
@@ -178,12 +182,52 @@ tam_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		if (stmt->action != AP_DropObjects)
 			check_publication_objects(stmt->pubobjects, false);
 	}
+	else if (IsA(parsetree, CreatedbStmt))
+		check_template((CreatedbStmt *) parsetree);
+	else if (IsA(parsetree, DropdbStmt))
+		dropped_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+
 	if (prev_process_utility_hook)
 		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context, params,
 								  queryEnv, dest, qc);
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
+
+	/*
+	 * The database's files are gone once dropdb returns (its transaction
+	 * only commits the catalog change): the rows of its tables go now.
+	 */
+	if (OidIsValid(dropped_db))
+		rows_drop_database(dropped_db);
+}
+
+/*
+ * CREATE DATABASE copies the template's files, metapages included: two
+ * databases would then share each table's rows.  Refuse a template that
+ * holds nokv tables.
+ */
+static void
+check_template(CreatedbStmt *stmt)
+{
+	const char *template = "template1";
+	ListCell   *lc;
+	Oid			dboid;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *opt = (DefElem *) lfirst(lc);
+
+		if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
+			template = defGetString(opt);
+	}
+	dboid = get_database_oid(template, true);
+	if (OidIsValid(dboid) && rows_database_has_tables(dboid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot copy database \"%s\": it holds nokv tables", template),
+				 errdetail("The copy would share the rows of each nokv table with the template."),
+				 errhint("Create the database from a template without nokv tables and copy the rows, for example with pg_dump.")));
 }
 
 void

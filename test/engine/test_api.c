@@ -1971,6 +1971,62 @@ out:
 	free(dir);
 }
 
+/* ---------- approximate sizes ---------- */
+
+static void
+test_approximate_size(void)
+{
+	char	   *dir = tap_tmpdir("api-approx");
+	nokv_options o;
+	nokv_db    *db;
+	nokv_error	err;
+	nokv_stats	st;
+	uint64_t	all = 0,
+				half = 0,
+				none = 1,
+				other = 1,
+				sst_bytes = 0;
+	char		val[200];
+
+	small_options(&o);
+	db = open_or_diag(&o, dir);
+	if (!ok(db != NULL, "open"))
+		goto out;
+	for (int i = 0; i < (int) sizeof(val); i++)
+		val[i] = (char) ('a' + (i * 7919 + i / 13) % 26);
+	for (int i = 0; i < 20000; i++)
+	{
+		char		key[16];
+
+		snprintf(key, sizeof(key), "k%06d", i);
+		val[0] = (char) i;
+		nokv_put(db, NOKV_CF_DEFAULT, key, strlen(key), val, sizeof(val), &err);
+	}
+	put_str(db, NOKV_CF_WRITE, "k010000", "in another column family");
+	ok(compact_all(db), "compact");
+	nokv_get_stats(db, &st);
+	for (int l = 0; l < NOKV_MAX_LEVELS; l++)
+		sst_bytes += st.levels[l].bytes;
+	ok(nokv_approximate_size(db, NOKV_CF_DEFAULT, "k", 1, "l", 1, &all, &err) == NOKV_OK &&
+	   nokv_approximate_size(db, NOKV_CF_DEFAULT, "k000000", 7, "k010000", 7, &half, &err) == NOKV_OK &&
+	   nokv_approximate_size(db, NOKV_CF_DEFAULT, "x", 1, "y", 1, &none, &err) == NOKV_OK &&
+	   nokv_approximate_size(db, NOKV_CF_LOCK, "k", 1, "l", 1, &other, &err) == NOKV_OK,
+	   "approximate sizes");
+	ok(all > sst_bytes * 8 / 10 && all <= sst_bytes,
+	   "the whole key range is most of the SST bytes (%llu of %llu)",
+	   (unsigned long long) all, (unsigned long long) sst_bytes);
+	ok(half > all * 4 / 10 && half < all * 6 / 10, "half the keys, about half the bytes (%llu of %llu)",
+	   (unsigned long long) half, (unsigned long long) all);
+	is_int(none, 0, "a range without keys has no bytes");
+	is_int(other, 0, "nor has an empty column family");
+	is_int(nokv_approximate_size(db, 7, "k", 1, "l", 1, &none, &err), NOKV_INVALID_ARGUMENT,
+		   "an unknown column family is refused");
+	nokv_close(db);
+out:
+	tap_rmdir(dir);
+	free(dir);
+}
+
 /* ---------- background threads ---------- */
 
 static void
@@ -2056,6 +2112,7 @@ main(void)
 	test_stats();
 	test_external_log();
 	test_compaction_filter();
+	test_approximate_size();
 	test_background_threads();
 	return tap_done();
 }
