@@ -75,3 +75,26 @@ SELECT count(*) FROM tam_i WHERE grp = 4 AND id > 1000;
 SELECT indexrelid::regclass, indisvalid FROM pg_index WHERE indrelid = 'tam_i'::regclass ORDER BY indexrelid::regclass::text;
 
 DROP TABLE tam_i, tam_docs;
+
+-- index fetches step through nearby row ids with an engine iterator over a
+-- window of them; rows updated (moved to new row ids far above) and rows
+-- whose row ids go backwards in index order must all be found, and every
+-- fetch that found nothing must have been dead
+CREATE TABLE tam_win (id int PRIMARY KEY, k int NOT NULL, v text) USING nokv;
+CREATE INDEX tam_win_k ON tam_win (k);
+INSERT INTO tam_win SELECT g, (g * 7919) % 3000, 'v' || g FROM generate_series(1, 3000) g;
+UPDATE tam_win SET v = v || '+' WHERE id % 3 = 0;
+DELETE FROM tam_win WHERE id % 11 = 0;
+INSERT INTO tam_win SELECT g, (g * 7919) % 3000, 'w' || g FROM generate_series(3001, 30000) g;
+UPDATE tam_win SET v = v || '*' WHERE id % 7 = 0 AND id < 3000;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*), sum(id) FROM tam_win WHERE id BETWEEN 1 AND 3000;
+SELECT count(*), sum(id), count(*) FILTER (WHERE v LIKE '%+%') FROM tam_win WHERE id BETWEEN 1 AND 3000;
+SELECT count(*), sum(id) FROM tam_win WHERE k < 1500;
+SELECT count(*), sum(id) FROM tam_win WHERE id BETWEEN 1 AND 3000;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SELECT count(*), sum(id), count(*) FILTER (WHERE v LIKE '%+%') FROM tam_win WHERE id BETWEEN 1 AND 3000;
+SELECT count(*), sum(id) FROM tam_win WHERE k < 1500;
+DROP TABLE tam_win;
