@@ -294,6 +294,9 @@ typedef struct nokv_batch nokv_batch;
 nokv_batch *nokv_batch_new(void);
 void		nokv_batch_free(nokv_batch *b);
 void		nokv_batch_clear(nokv_batch *b);
+/* a put whose value is v1 followed by v2 (a header and a body, unjoined) */
+int			nokv_batch_put2(nokv_batch *b, int cf, const void *key, size_t klen,
+							const void *v1, size_t l1, const void *v2, size_t l2);
 int			nokv_batch_put(nokv_batch *b, int cf, const void *key, size_t klen,
 						   const void *val, size_t vlen);
 /*
@@ -339,6 +342,12 @@ typedef struct nokv_write_options
 							   uint64_t *log_position, uint64_t *version,
 							   nokv_error *err);
 	void	   *log_append_arg;
+
+	/*
+	 * Keys not worth tracking as hot keys (for example keys written once
+	 * each): the batch is not counted by hot-key tracking.
+	 */
+	bool		untracked;
 } nokv_write_options;
 
 #define NOKV_MAX_EXTERNAL_LOGS 64
@@ -393,6 +402,7 @@ typedef struct nokv_read_options
 	const nokv_snapshot *snapshot;	/* NULL: latest */
 	uint64_t	version;		/* if >0 and no snapshot: read as of this version */
 	bool		fill_cache;		/* default true (see nokv_read_options_init) */
+	bool		untracked;		/* point reads: not counted by hot-key tracking */
 	bool		verify_checksums;	/* always on for now; kept for API parity */
 	/* iterators only: [lower, upper) bounds on user keys, NULL = unbounded */
 	const void *lower_bound;

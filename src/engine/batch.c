@@ -69,6 +69,29 @@ nokv_batch_put(nokv_batch *b, int cf, const void *key, size_t klen,
 }
 
 int
+nokv_batch_put2(nokv_batch *b, int cf, const void *key, size_t klen,
+				const void *v1, size_t l1, const void *v2, size_t l2)
+{
+	char		hdr[2] = {(char) NOKV_KIND_PUT, (char) cf};
+
+	if (cf < 0 || cf >= NOKV_CF_COUNT || klen > NOKV_MAX_KEY_SIZE ||
+		l1 > NOKV_MAX_VALUE_SIZE || l2 > NOKV_MAX_VALUE_SIZE - l1 ||
+		(klen && !key) || (l1 && !v1) || (l2 && !v2))
+		return NOKV_INVALID_ARGUMENT;
+	b->last_op = b->rep.len;
+	nokv_buf_append(&b->rep, hdr, 2);
+	nokv_buf_append_lenprefixed(&b->rep, key, klen);
+	nokv_buf_append_varint32(&b->rep, (uint32_t) (l1 + l2));
+	nokv_buf_append(&b->rep, v1, l1);
+	nokv_buf_append(&b->rep, v2, l2);
+	b->count++;
+	b->user_bytes += klen + l1 + l2;
+	if (klen > b->max_key)
+		b->max_key = klen;
+	return NOKV_OK;
+}
+
+int
 nokv_batch_put_ttl(nokv_batch *b, int cf, const void *key, size_t klen,
 				   const void *val, size_t vlen, uint64_t expires_at_ms)
 {

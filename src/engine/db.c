@@ -584,10 +584,23 @@ batch_has_duplicates(const nokv_batch *b)
 	uint32_t	n = 0;
 	bool		dup = false;
 
+	bool		ascending = true;
+
 	while (n < b->count && nokv_batch_next(&p, end, &e) == 1)
-		keys[n++] = (dup_key) {
+	{
+		keys[n] = (dup_key) {
 			.cf = e.cf, .range = e.op == NOKV_KIND_RANGE_DELETE, .key = e.key, .klen = e.klen,
 		};
+		if (n > 0 && ascending && dup_key_cmp(&keys[n - 1], &keys[n]) >= 0)
+			ascending = false;
+		n++;
+	}
+	/* batches in strictly ascending key order (bulk loads) need no sort */
+	if (ascending)
+	{
+		free(keys);
+		return false;
+	}
 	qsort(keys, n, sizeof(dup_key), dup_key_cmp);
 	for (uint32_t i = 1; i < n && !dup; i++)
 		dup = dup_key_cmp(&keys[i - 1], &keys[i]) == 0;
@@ -675,6 +688,7 @@ apply_batch(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t first, bool 
 	nokv_batch_entry e;
 	char		stack[STACK_KEY_BUF + 2048];
 	uint64_t	version = first;
+	nokv_mt_hint hint = {0};	/* batches are often in key order */
 	int			r;
 
 	while ((r = nokv_batch_next(&p, end, &e)) == 1)
@@ -703,7 +717,7 @@ apply_batch(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t first, bool 
 				nokv_value_header_encode(buf + klen, 0, e.expires_at_ms);
 				memcpy(buf + klen + hlen, e.val, e.vlen);
 			}
-			rc = nokv_memtable_add(&db->ctx, mt, buf, klen, buf + klen, vlen);
+			rc = nokv_memtable_add_hinted(&db->ctx, mt, buf, klen, buf + klen, vlen, &hint);
 			if (buf != stack)
 				free(buf);
 		}
@@ -985,7 +999,7 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 
 	atomic_fetch_add(&hdr->stats.writes, b->count);
 	atomic_fetch_add(&hdr->stats.batches, 1);
-	if (hdr->hotring)
+	if (hdr->hotring && !(wo && wo->untracked))
 		touch_written_keys(db, b);
 	atomic_fetch_add(&hdr->stats.user_bytes_written, b->user_bytes);
 
@@ -1775,7 +1789,7 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 			break;
 		if (expires_at_ms)
 			*expires_at_ms = vv.expires_at_ms;
-		if (db->hdr->hotring)
+		if (db->hdr->hotring && !(ro && ro->untracked))
 			nokv_hotring_touch(&db->ctx, db->hdr->hotring, NOKV_HOT_READ, cf, key, klen,
 							   nokv_now_ms(db), 1);
 		*val = nokv_malloc(vv.payload_len + 1);

@@ -370,8 +370,11 @@ mt_find_splice(const char *arena, int list, const mt_key *key,
  * allocation so that re-applying entries already present (replay of an
  * external log) consumes no arena space.
  */
+_Static_assert(NOKV_MT_HINT_LEVELS == MT_MAX_HEIGHT, "a hint covers every level");
+
 static inline __attribute__((always_inline)) int
-mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value_len)
+mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value_len,
+		  nokv_mt_hint *hint)
 {
 	uint32_t	prev[MT_MAX_HEIGHT];
 	uint32_t	next[MT_MAX_HEIGHT];
@@ -390,12 +393,26 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 	height = mt_random_height();
 	list_height = (int) atomic_load_explicit(&m.hdr->height[list], memory_order_relaxed);
 
+	/*
+	 * A hint is usable when the key sorts after the hint's last key: every
+	 * node of its splice is then before the key (nodes never go away), so
+	 * the search at each level may start there rather than where the
+	 * level above ended.
+	 */
+	if (hint != NULL && hint->last != 0 &&
+		mt_compare(list, key, mt_node_at(m.arena, hint->last)) <= 0)
+		hint->last = 0;
+
 	/* splice at every level, top-down; an equal key means nothing to do */
 	before = head;
 	bigger = 0;
 	for (int i = list_height - 1; i >= 0; i--)
 	{
-		if (mt_find_splice(m.arena, list, key, before, i, bigger, &prev[i], &next[i]))
+		uint32_t	start = before;
+
+		if (hint != NULL && hint->last != 0 && hint->prev[i] != 0)
+			start = hint->prev[i];
+		if (mt_find_splice(m.arena, list, key, start, i, bigger, &prev[i], &next[i]))
 			return NOKV_OK;
 		before = prev[i];
 		bigger = next[i];
@@ -473,6 +490,14 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 
 	atomic_fetch_add_explicit(list == MT_POINTS ? &m.hdr->entries : &m.hdr->tombstones,
 							  1, memory_order_relaxed);
+	if (hint != NULL)
+	{
+		int			known = list_height > height ? list_height : height;
+
+		for (int i = 0; i < MT_MAX_HEIGHT; i++)
+			hint->prev[i] = i < height ? off : i < known ? prev[i] : 0;
+		hint->last = off;
+	}
 	return NOKV_OK;
 }
 
@@ -660,7 +685,27 @@ nokv_memtable_add(nokv_ctx *ctx, nokv_off mt,
 	if (ikey_len < 1 + NOKV_IKEY_TRAILER)
 		return NOKV_INVALID_ARGUMENT;
 	key = mt_key_make(ikey, ikey_len, NULL, 0);
-	return mt_insert(mt_resolve(ctx, mt), MT_POINTS, &key, value, value_len);
+	return mt_insert(mt_resolve(ctx, mt), MT_POINTS, &key, value, value_len, NULL);
+}
+
+int
+nokv_memtable_add_hinted(nokv_ctx *ctx, nokv_off mt,
+						 const char *ikey, size_t ikey_len,
+						 const char *value, size_t value_len,
+						 nokv_mt_hint *hint)
+{
+	mt_key		key;
+
+	if (ikey_len < 1 + NOKV_IKEY_TRAILER)
+		return NOKV_INVALID_ARGUMENT;
+	if (hint->mt != mt || hint->base != ctx->base)
+	{
+		memset(hint, 0, sizeof(*hint));
+		hint->base = ctx->base;
+		hint->mt = mt;
+	}
+	key = mt_key_make(ikey, ikey_len, NULL, 0);
+	return mt_insert(mt_resolve(ctx, mt), MT_POINTS, &key, value, value_len, hint);
 }
 
 /* seek keys up to this size are built on the stack */
@@ -725,7 +770,7 @@ nokv_memtable_add_range_tombstone(nokv_ctx *ctx, nokv_off mt,
 	nokv_ikey_encode(ik, t->cf, t->start, t->start_len, t->version,
 					 NOKV_KIND_RANGE_DELETE);
 	key = mt_key_make(ik, klen, t->end, t->end_len);
-	rc = mt_insert(mt_resolve(ctx, mt), MT_TOMBS, &key, NULL, 0);
+	rc = mt_insert(mt_resolve(ctx, mt), MT_TOMBS, &key, NULL, 0, NULL);
 	if (ik != stackbuf)
 		free(ik);
 	return rc;

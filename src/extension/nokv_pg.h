@@ -136,6 +136,7 @@ extern void nokv_raise_engine_error(int code, const nokv_error *err, const char 
 extern void nokv_xlog_register(void);
 /* append b to PostgreSQL's WAL and apply it (the engine's write path) */
 extern void nokv_xlog_write(nokv_db *db, const nokv_batch *b);
+extern void nokv_xlog_write_ext(nokv_db *db, const nokv_batch *b, bool hot);
 /* re-apply the nokv records of WAL [from, to) to the engine */
 extern uint64 nokv_xlog_replay_range(nokv_db *db, XLogRecPtr from, XLogRecPtr to,
 									 TimeLineID tli, XLogRecPtr *end);

@@ -70,9 +70,17 @@ append_to_wal(void *arg, const nokv_batch *b, uint64_t *log_position, uint64_t *
 void
 nokv_xlog_write(nokv_db *db, const nokv_batch *b)
 {
+	nokv_xlog_write_ext(db, b, true);
+}
+
+/* hot: count the keys in hot-key tracking (table rows are not: each is written once) */
+void
+nokv_xlog_write_ext(nokv_db *db, const nokv_batch *b, bool hot)
+{
 	nokv_write_options wo = {
 		.log_id = 0,
 		.log_append = append_to_wal,
+		.untracked = !hot,
 	};
 	nokv_error	err;
 	int			rc;

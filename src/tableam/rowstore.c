@@ -263,7 +263,7 @@ write_batch(nokv_batch *b)
 {
 	PG_TRY();
 	{
-		nokv_xlog_write(nokv_engine(), b);
+		nokv_xlog_write_ext(nokv_engine(), b, false);
 	}
 	PG_FINALLY();
 	{
@@ -528,6 +528,20 @@ row_encode_data(StringInfo buf, CommandId cid, MinimalTuple mt)
 	appendBinaryStringInfo(buf, (char *) mt, mt->t_len);
 }
 
+/* put row key's data version (this transaction's) into b, without a copy of mt */
+void
+row_put_data(nokv_batch *b, const char *key, CommandId cid, MinimalTuple mt)
+{
+	char		hdr[NOKV_VH_SIZE];
+
+	nokv_vh_encode(hdr, 0, GetCurrentFullTransactionId(), cid);
+	if (nokv_batch_put2(b, ROW_CF, key, ROW_KEY_LEN, hdr, NOKV_VH_SIZE, (char *) mt,
+						mt->t_len) != NOKV_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("nokv row of %u bytes is too large", mt->t_len)));
+}
+
 /* ---------- row state ---------- */
 
 void
@@ -638,6 +652,7 @@ rowstate_read(nokv_db *db, uint64 tableid, uint64 rowid, RowState *rs)
 	nokv_read_options_init(&ro);
 	ro.visible = rowstate_collect;
 	ro.visible_arg = rs;
+	ro.untracked = true;		/* a row's key names one version of it */
 	rc = nokv_get(db, &ro, ROW_CF, key, ROW_KEY_LEN, &val, &vlen, &err);
 	if (rc == NOKV_NOT_FOUND)
 	{

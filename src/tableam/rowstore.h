@@ -211,5 +211,6 @@ extern void rows_unlock_row(uint64 tableid, uint64 rowid);
 extern void row_encode_marker(StringInfo buf, uint8 flags, FullTransactionId fxid,
 							  CommandId cid, uint8 mode, uint64 forward);
 extern void row_encode_data(StringInfo buf, CommandId cid, MinimalTuple mt);
+extern void row_put_data(nokv_batch *b, const char *key, CommandId cid, MinimalTuple mt);
 
 #endif							/* NOKV_ROWSTORE_H */

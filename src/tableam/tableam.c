@@ -557,24 +557,31 @@ form_row(Relation rel, TupleTableSlot *slot)
 	Datum	   *values;
 	bool	   *isnull;
 	MinimalTuple mt;
+	bool		external = false;
 
 	slot_getallattrs(slot);
-	values = palloc(sizeof(Datum) * desc->natts);
-	isnull = palloc(sizeof(bool) * desc->natts);
-	for (int i = 0; i < desc->natts; i++)
+	for (int i = 0; i < desc->natts && !external; i++)
+		external = !slot->tts_isnull[i] && TupleDescAttr(desc, i)->attlen == -1 &&
+			VARATT_IS_EXTERNAL(DatumGetPointer(slot->tts_values[i]));
+	if (!external)
+		mt = heap_form_minimal_tuple(desc, slot->tts_values, slot->tts_isnull);
+	else
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		values[i] = slot->tts_values[i];
-		isnull[i] = slot->tts_isnull[i];
-		if (!isnull[i] && att->attlen == -1 &&
-			VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
-			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
-															  DatumGetPointer(values[i])));
+		values = palloc(sizeof(Datum) * desc->natts);
+		isnull = palloc(sizeof(bool) * desc->natts);
+		for (int i = 0; i < desc->natts; i++)
+		{
+			values[i] = slot->tts_values[i];
+			isnull[i] = slot->tts_isnull[i];
+			if (!isnull[i] && TupleDescAttr(desc, i)->attlen == -1 &&
+				VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
+				values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
+																  DatumGetPointer(values[i])));
+		}
+		mt = heap_form_minimal_tuple(desc, values, isnull);
+		pfree(values);
+		pfree(isnull);
 	}
-	mt = heap_form_minimal_tuple(desc, values, isnull);
-	pfree(values);
-	pfree(isnull);
 	nokv_kv_check_value_size(ROW_KEY_LEN, mt->t_len + NOKV_VH_SIZE);
 	return mt;
 }
@@ -594,7 +601,7 @@ batch_write(nokv_batch *b)
 {
 	PG_TRY();
 	{
-		nokv_xlog_write(nokv_engine(), b);
+		nokv_xlog_write_ext(nokv_engine(), b, false);
 	}
 	PG_FINALLY();
 	{
@@ -619,7 +626,6 @@ nokv_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options
 {
 	uint64		tableid = rows_tableid(rel);
 	MinimalTuple mt;
-	StringInfoData val;
 	char		key[ROW_KEY_LEN];
 	uint64		rowid;
 	nokv_batch *b;
@@ -628,13 +634,19 @@ nokv_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options
 	mt = form_row(rel, slot);
 	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
 	rowid = rows_allocate(rel, 1);
-	initStringInfo(&val);
-	row_encode_data(&val, cid, mt);
 	row_key(key, tableid, rowid);
 	b = batch_new();
-	batch_put(b, key, &val);
+	PG_TRY();
+	{
+		row_put_data(b, key, cid, mt);
+	}
+	PG_CATCH();
+	{
+		nokv_batch_free(b);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	batch_write(b);
-	pfree(val.data);
 	pfree(mt);
 	tid_from_rowid(&slot->tts_tid, rowid);
 	slot->tts_tableOid = RelationGetRelid(rel);
@@ -648,37 +660,45 @@ nokv_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId ci
 	uint64		tableid = rows_tableid(rel);
 	size_t		limit = (size_t) nokv_memtable_size_kb * 1024 / 8;
 	uint64		rowid;
-	nokv_batch *b;
-	StringInfoData val;
+	nokv_batch *volatile b;
 
 	if (nslots <= 0)
 		return;
 	nokv_mvcc_prepare_write();
 	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
 	rowid = rows_allocate(rel, nslots);
-	initStringInfo(&val);
 	b = batch_new();
-	for (int i = 0; i < nslots; i++)
+	PG_TRY();
 	{
-		MinimalTuple mt = form_row(rel, slots[i]);
-		char		key[ROW_KEY_LEN];
-
-		resetStringInfo(&val);
-		row_encode_data(&val, cid, mt);
-		row_key(key, tableid, rowid + i);
-		/* keep each WAL record well inside a memtable */
-		if (nokv_batch_count(b) > 0 && nokv_batch_size(b) + val.len > limit)
+		for (int i = 0; i < nslots; i++)
 		{
-			batch_write(b);
-			b = batch_new();
+			MinimalTuple mt = form_row(rel, slots[i]);
+			char		key[ROW_KEY_LEN];
+
+			row_key(key, tableid, rowid + i);
+			/* keep each WAL record well inside a memtable */
+			if (nokv_batch_count(b) > 0 && nokv_batch_size(b) + mt->t_len > limit)
+			{
+				nokv_batch *full = b;
+
+				b = NULL;
+				batch_write(full);
+				b = batch_new();
+			}
+			row_put_data(b, key, cid, mt);
+			pfree(mt);
+			tid_from_rowid(&slots[i]->tts_tid, rowid + i);
+			slots[i]->tts_tableOid = RelationGetRelid(rel);
 		}
-		batch_put(b, key, &val);
-		pfree(mt);
-		tid_from_rowid(&slots[i]->tts_tid, rowid + i);
-		slots[i]->tts_tableOid = RelationGetRelid(rel);
 	}
+	PG_CATCH();
+	{
+		if (b != NULL)
+			nokv_batch_free(b);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	batch_write(b);
-	pfree(val.data);
 	pgstat_count_heap_insert(rel, nslots);
 }
 

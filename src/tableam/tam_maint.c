@@ -140,12 +140,12 @@ vacuum_indexes_and_purge(Relation rel, Relation *indrels, int nindexes,
 				ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 			if (nokv_batch_count(b) >= 4096)
 			{
-				nokv_xlog_write(nokv_engine(), b);
+				nokv_xlog_write_ext(nokv_engine(), b, false);
 				nokv_batch_clear(b);
 			}
 		}
 		if (nokv_batch_count(b) > 0)
-			nokv_xlog_write(nokv_engine(), b);
+			nokv_xlog_write_ext(nokv_engine(), b, false);
 	}
 	PG_FINALLY();
 	{
