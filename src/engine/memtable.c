@@ -383,6 +383,7 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 	int			height;
 	uint32_t	before;
 	uint32_t	bigger;
+	int			start_level;
 	uint32_t	off;
 	mt_node    *nd;
 	char	   *kp;
@@ -395,24 +396,38 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 
 	/*
 	 * A hint is usable when the key sorts after the hint's last key: every
-	 * node of its splice is then before the key (nodes never go away), so
-	 * the search at each level may start there rather than where the
-	 * level above ended.
+	 * prev of its splice is then before the key.  The lowest level whose
+	 * next is after the key brackets it, and so does every level above
+	 * (a higher level's next is a node of this level at or after this
+	 * level's next); the search starts there.  Nodes linked meanwhile by
+	 * others between a prev and its next are found by the linking CAS
+	 * below, which searches again from prev.
 	 */
+	start_level = list_height;
 	if (hint != NULL && hint->last != 0 &&
-		mt_compare(list, key, mt_node_at(m.arena, hint->last)) <= 0)
-		hint->last = 0;
+		mt_compare(list, key, mt_node_at(m.arena, hint->last)) > 0)
+	{
+		for (int i = 0; i < list_height && hint->prev[i] != 0; i++)
+			if (hint->next[i] == 0 ||
+				mt_compare(list, key, mt_node_at(m.arena, hint->next[i])) < 0)
+			{
+				start_level = i;
+				break;
+			}
+	}
 
 	/* splice at every level, top-down; an equal key means nothing to do */
 	before = head;
 	bigger = 0;
 	for (int i = list_height - 1; i >= 0; i--)
 	{
-		uint32_t	start = before;
-
-		if (hint != NULL && hint->last != 0 && hint->prev[i] != 0)
-			start = hint->prev[i];
-		if (mt_find_splice(m.arena, list, key, start, i, bigger, &prev[i], &next[i]))
+		if (i >= start_level)
+		{
+			/* a level the list grew since the hint: no node was there then */
+			prev[i] = hint->prev[i] != 0 ? hint->prev[i] : head;
+			next[i] = hint->prev[i] != 0 ? hint->next[i] : 0;
+		}
+		else if (mt_find_splice(m.arena, list, key, before, i, bigger, &prev[i], &next[i]))
 			return NOKV_OK;
 		before = prev[i];
 		bigger = next[i];
@@ -495,7 +510,10 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 		int			known = list_height > height ? list_height : height;
 
 		for (int i = 0; i < MT_MAX_HEIGHT; i++)
+		{
 			hint->prev[i] = i < height ? off : i < known ? prev[i] : 0;
+			hint->next[i] = i < known ? next[i] : 0;
+		}
 		hint->last = off;
 	}
 	return NOKV_OK;
