@@ -36,7 +36,10 @@
 #	VALUE_SIZES	redis-benchmark -d values (default "100 4096")
 #	PIPELINES	redis-benchmark -P values (default "1 16")
 #	TESTS		redis-benchmark -t (default set,get,incr,mset)
-#	PG_BIN		PostgreSQL binaries (default: PostgreSQL 15's bindir)
+#	KEYSPACE	redis-benchmark -r (default none: every test uses one key,
+#				as redis-benchmark does without -r)
+#	PG_BIN		PostgreSQL binaries (default: the bindir of PG_CONFIG if
+#				set, else PostgreSQL 15's)
 #	TMPDIR		where the temporary instance goes (default /tmp)
 #
 # bench/resp.sh
@@ -50,15 +53,21 @@ CLIENTS="${CLIENTS:-50}"
 VALUE_SIZES="${VALUE_SIZES:-100 4096}"
 PIPELINES="${PIPELINES:-1 16}"
 TESTS="${TESTS:-set,get,incr,mset}"
+KEYSPACE="${KEYSPACE:-}"
 SYNC_MODES="on off"
 
 BENCH_NAME=resp
+# a private installation named by PG_CONFIG is the one measured
+if [ -z "${PG_BIN:-}" ] && [ -n "${PG_CONFIG:-}" ]; then
+	PG_BIN=$("$PG_CONFIG" --bindir)
+fi
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 for v in REQUESTS CLIENTS; do
 	case ${!v} in ''|*[!0-9]*|0) die "$v must be a positive integer, not \"${!v}\"" ;; esac
 done
+case $KEYSPACE in '') ;; *[!0-9]*|0*) die "KEYSPACE must be a positive integer, not \"$KEYSPACE\"" ;; esac
 for v in $VALUE_SIZES $PIPELINES; do
 	case $v in ''|*[!0-9]*|0) die "VALUE_SIZES and PIPELINES must list positive integers, not \"$v\"" ;; esac
 done
@@ -68,7 +77,7 @@ done
 
 # ---------- run as root: again as postgres, then copy the results ----------
 
-bench_rerun_as_postgres REQUESTS CLIENTS VALUE_SIZES PIPELINES TESTS
+bench_rerun_as_postgres REQUESTS CLIENTS VALUE_SIZES PIPELINES TESTS KEYSPACE
 bench_paths
 bench_require initdb pg_ctl postgres psql pg_config
 redis_port=""
@@ -135,10 +144,14 @@ fs=$(df -T "$tmp" 2>/dev/null | awk 'NR == 2 { print $1 " " $2 }')
 	echo "# postgresql: $("${PSQL[@]}" -At -c 'SELECT version()')"
 	echo "# nokv: engine $("${PSQL[@]}" -At -c 'SELECT nokv_engine_version()'), $nokv_so md5 $nokv_md5"
 	echo "# redis: $(redis-server --version)"
-	echo "# command: $command_line (REQUESTS=$REQUESTS CLIENTS=$CLIENTS VALUE_SIZES=\"$VALUE_SIZES\" PIPELINES=\"$PIPELINES\" TESTS=$TESTS)"
+	echo "# command: $command_line (REQUESTS=$REQUESTS CLIENTS=$CLIENTS VALUE_SIZES=\"$VALUE_SIZES\" PIPELINES=\"$PIPELINES\" TESTS=$TESTS KEYSPACE=$KEYSPACE)"
 	echo "# postgresql settings: fsync=on shared_buffers=256MB nokv.memtable_size=64MB, others default (wal_sync_method fdatasync)"
 	echo "# redis settings: appendonly yes, appendfsync everysec, save '' (no RDB)"
-	echo "# redis-benchmark -t $TESTS -c $CLIENTS -n $REQUESTS -d SIZE -P PIPELINE --csv; keys key:__rand_int__ etc. without -r (one key per test)"
+	if [ -n "$KEYSPACE" ]; then
+		echo "# redis-benchmark -t $TESTS -c $CLIENTS -n $REQUESTS -d SIZE -P PIPELINE -r $KEYSPACE --csv; random keys key:000000000000 etc. among $KEYSPACE"
+	else
+		echo "# redis-benchmark -t $TESTS -c $CLIENTS -n $REQUESTS -d SIZE -P PIPELINE --csv; keys key:__rand_int__ etc. without -r (one key per test)"
+	fi
 	echo "# order: for each SIZE and PIPELINE: Redis, then the gateway with synchronous_commit on, then off (ALTER SYSTEM + reload)"
 	echo "# cpu: CPU seconds of the server (PostgreSQL: postmaster and all its children; Redis: redis-server) per 100k operations"
 } | tee "$results"
@@ -180,7 +193,8 @@ run_bench()
 {
 	local server=$1 port=$2 size=$3 pipe=$4 label=$5 out t0 t1 total
 	t0=$(server_ticks "$server")
-	out=$(redis-benchmark -p "$port" -t "$TESTS" -c "$CLIENTS" -n "$REQUESTS" -d "$size" -P "$pipe" --csv 2>&1) ||
+	out=$(redis-benchmark -p "$port" -t "$TESTS" -c "$CLIENTS" -n "$REQUESTS" -d "$size" -P "$pipe" \
+		${KEYSPACE:+-r "$KEYSPACE"} --csv 2>&1) ||
 		{ printf '%s\n' "$out" >&2; die "redis-benchmark failed against $label"; }
 	t1=$(server_ticks "$server")
 	if printf '%s\n' "$out" | grep -qi 'error'; then

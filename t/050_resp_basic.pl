@@ -6,8 +6,10 @@
 # keys through SQL and RESP both ways (binary-safe), TTL expiry, a large
 # pipeline, WATCH/MULTI/EXEC aborted by another client and by SQL, a key
 # locked by an open SQL transaction (lock timeout, then the worker serves
-# again), RESP3, AUTH with nokv.resp_password (hidden from non-superusers),
-# the idle timeout, INFO and the nokv_stats rows.
+# again), the round's write batch (writes, increments and reads of one
+# packet seeing each other, large values, a locked key failing alone),
+# RESP3, AUTH with nokv.resp_password (hidden from non-superusers), the
+# idle timeout, INFO and the nokv_stats rows.
 
 use strict;
 use warnings;
@@ -158,6 +160,86 @@ bg_send($bg, "COMMIT; SELECT 'done';\n", qr/done/);
 bg_finish($bg);
 is(resp_cmd($c, 'GET', 'locked'), bulk('sql'), 'the committed SQL value');
 is(resp_cmd($c, 'INCR', 'locked'), "-ERR value is not an integer or out of range\r\n", 'errors as Redis');
+
+# ---------- the round's write batch ----------
+
+# one packet is one round: blind writes share a batch, and every command
+# still sees the ones before it
+my $retries_sql = "SELECT value FROM nokv_stats WHERE name = 'resp.transaction_retries'";
+my $retries = $node->safe_psql('postgres', $retries_sql);
+my @wb = (
+	[ [ 'SET', 'bk', 'v1' ], "+OK\r\n" ],
+	[ [ 'SET', 'bk', 'v2' ], "+OK\r\n" ],
+	[ [ 'GET', 'bk' ], bulk('v2') ],
+	[ [ 'MSET', 'm1', 'a', 'm2', 'b', 'm1', 'c' ], "+OK\r\n" ],
+	[ [ 'MGET', 'm1', 'm2' ], "*2\r\n" . bulk('c') . bulk('b') ],
+	[ [ 'SET', 'bk', 'v3', 'NX' ], "\$-1\r\n" ],
+	[ [ 'SET', 'bk', 'v4', 'XX', 'GET' ], bulk('v2') ],
+	[ [ 'SETEX', 'bx', '100', 'y' ], "+OK\r\n" ],
+	[ [ 'TTL', 'bx' ], ":100\r\n" ],
+	[ [ 'INCR', 'bn' ], ":1\r\n" ],
+	[ [ 'SET', 'bn', '10' ], "+OK\r\n" ],
+	[ [ 'INCR', 'bn' ], ":11\r\n" ],
+	[ [ 'SET', 'bn', '20' ], "+OK\r\n" ],
+	[ [ 'DEL', 'bn', 'bk' ], ":2\r\n" ],
+	[ [ 'SET', 'bk', 'v5' ], "+OK\r\n" ],
+	[ [ 'EXISTS', 'bn', 'bk' ], ":1\r\n" ],
+	[ [ 'SET', 'be', 'abc' ], "+OK\r\n" ],
+	[ [ 'INCR', 'be' ], "-ERR value is not an integer or out of range\r\n" ],
+	[ [ 'SET', 'bo', '9223372036854775806' ], "+OK\r\n" ],
+	[ [ 'INCRBY', 'bo', '2' ], "-ERR increment or decrement would overflow\r\n" ],
+	[ [ 'INCR', 'bo' ], ":9223372036854775807\r\n" ],
+	[ [ 'SET', 'bp', '5', 'PXAT', '1' ], "+OK\r\n" ],
+	[ [ 'DECR', 'bp' ], ":-1\r\n" ],
+	[ [ 'SETEX', 'bt', '100', '5' ], "+OK\r\n" ],
+	[ [ 'INCRBY', 'bt', '10' ], ":15\r\n" ],
+	[ [ 'DECRBY', 'bt', '3' ], ":12\r\n" ],
+	[ [ 'MGET', 'be', 'bo', 'bp', 'bt' ],
+		"*4\r\n" . bulk('abc') . bulk('9223372036854775807') . bulk('-1') . bulk('12') ],
+	[ [ 'TTL', 'bt' ], ":100\r\n" ],
+	[ [ 'TTL', 'bp' ], ":-1\r\n" ],);
+syswrite($c->{sock}, join('', map { resp_enc(@{ $_->[0] }) } @wb));
+for my $w (@wb)
+{
+	is(resp_read($c), $w->[1], "in one packet: @{ $w->[0] }");
+}
+is($node->safe_psql('postgres',
+		"SELECT string_agg(nokv_get(k), ',' ORDER BY k) FROM unnest('{bk,m1,m2,bx}'::text[]) k"),
+	'v5,y,c,b', 'SQL reads what the batch wrote');
+
+# large values: a batch never outgrows what one engine write takes (half
+# of the 4 MB memtable here)
+my %big = map { ("big$_" => chr(ord('a') + $_) x (600_000 + 300_000 * $_)) } 0 .. 4;
+syswrite($c->{sock},
+	resp_enc('SET', 'big0', $big{big0}) . resp_enc('SET', 'big1', $big{big1})
+	  . resp_enc('MSET', 'big2', $big{big2}, 'big3', $big{big3})
+	  . resp_enc('SET', 'big4', $big{big4}) . resp_enc('MGET', sort keys %big));
+is(join('', map { resp_read($c) } 1 .. 4), "+OK\r\n" x 4, 'large values in one packet');
+is(resp_read($c), '*5' . "\r\n" . join('', map { bulk($big{$_}) } sort keys %big),
+	'and read back in the same round');
+is($node->safe_psql('postgres',
+		"SELECT string_agg(length(nokv_get(k))::text, ',' ORDER BY k) FROM unnest('{big0,big1,big2,big3,big4}'::text[]) k"),
+	join(',', map { length($big{$_}) } sort keys %big), 'SQL reads the large values');
+is($node->safe_psql('postgres', $retries_sql), $retries, 'no round of those was re-run after an error');
+
+# a blind write that waits for an SQL writer fails alone
+$bg = start_bg($node);
+bg_send($bg, "BEGIN; SELECT nokv_put('locked2', 'sql'); SELECT 'held';\n", qr/held/);
+@wb = (
+	[ [ 'SET', 'ba', '1' ], "+OK\r\n" ],
+	[ [ 'SET', 'locked2', 'resp' ], "-ERR nokv: canceling statement due to lock timeout\r\n" ],
+	[ [ 'MSET', 'bb', '2', 'bc', '3' ], "+OK\r\n" ],
+	[ [ 'GET', 'ba' ], bulk('1') ],);
+syswrite($c->{sock}, join('', map { resp_enc(@{ $_->[0] }) } @wb));
+for my $w (@wb)
+{
+	is(resp_read($c), $w->[1], "beside a locked key: @{ $w->[0] }");
+}
+bg_send($bg, "COMMIT; SELECT 'done';\n", qr/done/);
+bg_finish($bg);
+is($node->safe_psql('postgres',
+		"SELECT string_agg(nokv_get(k), ',' ORDER BY k) FROM unnest('{ba,bb,bc,locked2}'::text[]) k"),
+	'1,2,3,sql', 'the other writes of that round committed');
 
 # ---------- RESP3 ----------
 

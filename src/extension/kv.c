@@ -11,7 +11,9 @@
  * the same version header in front of the value (mvcc.c), the same TTL
  * clock (milliseconds since the Unix epoch) and the same writer protocol
  * (lock the key, wait for concurrent writers, log the batch in PostgreSQL's
- * WAL under the current (sub)transaction's xid).
+ * WAL under the current (sub)transaction's xid).  A caller holding several
+ * keys' locks may collect their writes in a batch (NokvKvBatch) and log
+ * them as one record.
  *
  * Everything here may ereport(ERROR); callers run inside a transaction.
  *
@@ -22,6 +24,7 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/procarray.h"
 #include "utils/memutils.h"
@@ -205,17 +208,237 @@ nokv_kv_delete(nokv_db *db, int cf, const char *key, size_t klen)
 	return existed;
 }
 
+/* ---------- batched writes ---------- */
+
+typedef struct KvBatchEntry
+{
+	int			cf;
+	char	   *key;
+	size_t		klen;
+	char	   *rec;			/* version header and value */
+	size_t		reclen;
+	uint64		expires_at;
+	uint32		hash;
+} KvBatchEntry;
+
+struct NokvKvBatch
+{
+	MemoryContext cxt;			/* entries, keys and values; reset by a write */
+	KvBatchEntry *entries;
+	int			count;
+	int			cap;
+	int		   *slots;			/* open addressing: entry index + 1, 0 empty */
+	int			nslots;			/* a power of two, at least twice count */
+	size_t		bytes;			/* keys and records */
+	size_t		cost;			/* what the engine charges a memtable for them */
+};
+
+NokvKvBatch *
+nokv_kv_batch_create(MemoryContext parent)
+{
+	NokvKvBatch *b = MemoryContextAllocZero(parent, sizeof(NokvKvBatch));
+
+	b->cxt = AllocSetContextCreate(parent, "nokv kv batch", ALLOCSET_DEFAULT_SIZES);
+	return b;
+}
+
+static uint32
+batch_hash(int cf, const char *key, size_t klen)
+{
+	return (uint32) hash_bytes_extended((const unsigned char *) key, (int) klen, (uint64) cf);
+}
+
+/* the slot of (cf, key): its entry's, or the empty one where it would go */
+static int
+batch_slot(NokvKvBatch *b, int cf, const char *key, size_t klen, uint32 h)
+{
+	int			mask = b->nslots - 1;
+
+	for (int i = h & mask;; i = (i + 1) & mask)
+	{
+		KvBatchEntry *e;
+
+		if (b->slots[i] == 0)
+			return i;
+		e = &b->entries[b->slots[i] - 1];
+		if (e->hash == h && e->cf == cf && e->klen == klen && memcmp(e->key, key, klen) == 0)
+			return i;
+	}
+}
+
+bool
+nokv_kv_batch_get(NokvKvBatch *b, int cf, const char *key, size_t klen,
+				  const char **value, size_t *vlen, uint64 *expires_at)
+{
+	KvBatchEntry *e;
+	int			slot;
+
+	if (b->count == 0)
+		return false;
+	slot = b->slots[batch_slot(b, cf, key, klen, batch_hash(cf, key, klen))];
+	if (slot == 0)
+		return false;
+	e = &b->entries[slot - 1];
+	if (e->rec[0] & NOKV_VH_DELETED)
+	{
+		*value = NULL;
+		*vlen = 0;
+		*expires_at = 0;
+	}
+	else
+	{
+		*value = e->rec + NOKV_VH_SIZE;
+		*vlen = e->reclen - NOKV_VH_SIZE;
+		*expires_at = e->expires_at;
+	}
+	return true;
+}
+
+bool
+nokv_kv_batch_fits(NokvKvBatch *b, size_t klen, size_t vlen)
+{
+	size_t		limit = (size_t) nokv_memtable_size_kb * 1024 / 2;
+
+	return b->cost + klen + vlen + NOKV_VH_SIZE + KV_ENTRY_OVERHEAD <= limit;
+}
+
+void
+nokv_kv_batch_put(NokvKvBatch *b, int cf, const char *key, size_t klen,
+				  const char *value, size_t vlen, uint64 expires_at)
+{
+	uint32		h = batch_hash(cf, key, klen);
+	KvBatchEntry *e;
+	char	   *rec;
+	int			slot;
+
+	if (b->count == 0 || b->count * 2 >= b->nslots)
+	{
+		int			nslots = Max(b->nslots * 2, 64);
+
+		/* rehash into a table twice the size */
+		b->slots = MemoryContextAllocZero(b->cxt, nslots * sizeof(int));
+		b->nslots = nslots;
+		for (int i = 0; i < b->count; i++)
+		{
+			KvBatchEntry *o = &b->entries[i];
+
+			b->slots[batch_slot(b, o->cf, o->key, o->klen, o->hash)] = i + 1;
+		}
+	}
+	rec = MemoryContextAllocHuge(b->cxt, NOKV_VH_SIZE + vlen);
+	nokv_vh_encode(rec, value ? 0 : NOKV_VH_DELETED, GetCurrentFullTransactionId(),
+				   GetCurrentCommandId(true));
+	if (vlen)
+		memcpy(rec + NOKV_VH_SIZE, value, vlen);
+
+	slot = batch_slot(b, cf, key, klen, h);
+	if (b->slots[slot] != 0)
+	{
+		/* the key again: nothing can have read the earlier write */
+		e = &b->entries[b->slots[slot] - 1];
+		b->bytes -= e->reclen;
+		b->cost -= e->reclen;
+		pfree(e->rec);
+	}
+	else
+	{
+		if (b->count >= b->cap)
+		{
+			int			cap = Max(b->cap * 2, 64);
+
+			b->entries = b->entries ? repalloc_huge(b->entries, cap * sizeof(KvBatchEntry))
+				: MemoryContextAllocHuge(b->cxt, cap * sizeof(KvBatchEntry));
+			b->cap = cap;
+		}
+		e = &b->entries[b->count++];
+		e->cf = cf;
+		e->hash = h;
+		e->key = MemoryContextAlloc(b->cxt, klen);
+		memcpy(e->key, key, klen);
+		e->klen = klen;
+		b->slots[slot] = b->count;
+		b->bytes += klen;
+		b->cost += klen + KV_ENTRY_OVERHEAD;
+	}
+	e->rec = rec;
+	e->reclen = NOKV_VH_SIZE + vlen;
+	e->expires_at = expires_at;
+	b->bytes += e->reclen;
+	b->cost += e->reclen;
+}
+
+int
+nokv_kv_batch_count(NokvKvBatch *b)
+{
+	return b->count;
+}
+
+size_t
+nokv_kv_batch_bytes(NokvKvBatch *b)
+{
+	return b->bytes;
+}
+
+void
+nokv_kv_batch_reset(NokvKvBatch *b)
+{
+	MemoryContextReset(b->cxt);
+	b->entries = NULL;
+	b->count = b->cap = 0;
+	b->slots = NULL;
+	b->nslots = 0;
+	b->bytes = b->cost = 0;
+}
+
+void
+nokv_kv_batch_write(nokv_db *db, NokvKvBatch *b)
+{
+	nokv_batch *eb;
+
+	if (b->count == 0)
+		return;
+	eb = nokv_batch_new();
+	if (eb == NULL)
+	{
+		nokv_kv_batch_reset(b);
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+	PG_TRY();
+	{
+		for (int i = 0; i < b->count; i++)
+		{
+			KvBatchEntry *e = &b->entries[i];
+
+			if (nokv_batch_put_ttl(eb, e->cf, e->key, e->klen, e->rec, e->reclen,
+								   e->expires_at) != NOKV_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("nokv value of %zu bytes is too large", e->reclen - NOKV_VH_SIZE)));
+		}
+		nokv_xlog_write(db, eb);
+	}
+	PG_FINALLY();
+	{
+		nokv_batch_free(eb);
+		nokv_kv_batch_reset(b);
+	}
+	PG_END_TRY();
+}
+
 /* ---------- reads ---------- */
 
-char *
-nokv_kv_get(nokv_db *db, int cf, const char *key, size_t klen, Snapshot snap,
-			size_t *vlen, uint64 *expires_at)
+/*
+ * The engine's record of (cf, key) visible to snap: malloc'd (free() it),
+ * the user's value at raw + NOKV_VH_SIZE; NULL if none.
+ */
+static char *
+kv_get_raw(nokv_db *db, int cf, const char *key, size_t klen, Snapshot snap,
+		   size_t *vlen, uint64 *expires_at)
 {
 	nokv_read_options ro;
 	nokv_error	err;
 	NokvVersionHeader h;
 	char	   *raw = NULL;
-	char	   *out;
 	size_t		rawlen;
 	uint64_t	exp = 0;
 	int			rc;
@@ -235,13 +458,56 @@ nokv_kv_get(nokv_db *db, int cf, const char *key, size_t klen, Snapshot snap,
 		return NULL;
 	}
 	*vlen = rawlen - NOKV_VH_SIZE;
-	out = palloc(*vlen + 1);
+	*expires_at = exp;
+	return raw;
+}
+
+char *
+nokv_kv_get(nokv_db *db, int cf, const char *key, size_t klen, Snapshot snap,
+			size_t *vlen, uint64 *expires_at)
+{
+	char	   *raw;
+	char	   *out;
+	uint64		exp;
+
+	raw = kv_get_raw(db, cf, key, klen, snap, vlen, &exp);
+	if (raw == NULL)
+		return NULL;
+	out = palloc_extended(*vlen + 1, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	if (out == NULL)
+	{
+		free(raw);
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
 	memcpy(out, raw + NOKV_VH_SIZE, *vlen);
 	out[*vlen] = '\0';
 	free(raw);
 	if (expires_at)
 		*expires_at = exp;
 	return out;
+}
+
+bool
+nokv_kv_get_with(nokv_db *db, int cf, const char *key, size_t klen, Snapshot snap,
+				 NokvKvValueFn fn, void *arg)
+{
+	char	   *raw;
+	size_t		vlen;
+	uint64		exp;
+
+	raw = kv_get_raw(db, cf, key, klen, snap, &vlen, &exp);
+	if (raw == NULL)
+		return false;
+	PG_TRY();
+	{
+		fn(arg, raw + NOKV_VH_SIZE, vlen, exp);
+	}
+	PG_FINALLY();
+	{
+		free(raw);
+	}
+	PG_END_TRY();
+	return true;
 }
 
 /* ---------- iteration ---------- */

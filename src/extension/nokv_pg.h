@@ -270,6 +270,48 @@ extern void nokv_kv_iter_end(NokvKvIter *ki);
 extern uint64 nokv_kv_newest_version(nokv_db *db, int cf, const char *key, size_t klen,
 									 bool *live, uint64 *expires_at);
 
+/*
+ * The same without a copy: fn(arg, value, vlen, expires_at) gets the value
+ * where the engine returned it, valid during the call only; false (fn not
+ * called) if there is none.
+ */
+typedef void (*NokvKvValueFn) (void *arg, const char *value, size_t vlen, uint64 expires_at);
+extern bool nokv_kv_get_with(nokv_db *db, int cf, const char *key, size_t klen,
+							 Snapshot snap, NokvKvValueFn fn, void *arg);
+
+/*
+ * Batched writes.  A batch collects puts and deletes (value NULL) of keys
+ * the caller has locked with nokv_kv_lock, each stamped with the current
+ * (sub)transaction's xid and command id when added, and writes them as one
+ * engine batch and one WAL record (nokv_kv_batch_write), so a run of
+ * independent writes costs one record instead of one each.  The caller keeps
+ * the keys locked until the batch is written, and must not read a key of the
+ * batch before that: nothing in it is visible yet.  A later write of a key
+ * already in the batch replaces the earlier one (one batch holds each key
+ * once: all its entries share one engine version).  Keys and values are
+ * copied.  nokv_kv_batch_fits says whether one more entry of that size still
+ * fits in one engine batch (write the batch first if not).
+ */
+typedef struct NokvKvBatch NokvKvBatch;
+
+extern NokvKvBatch *nokv_kv_batch_create(MemoryContext parent);
+/*
+ * The write of (cf, key) waiting in the batch, for the caller that holds
+ * the key: false if none; *value NULL for a delete.  Valid until the next
+ * put or write.
+ */
+extern bool nokv_kv_batch_get(NokvKvBatch *b, int cf, const char *key, size_t klen,
+							  const char **value, size_t *vlen, uint64 *expires_at);
+extern bool nokv_kv_batch_fits(NokvKvBatch *b, size_t klen, size_t vlen);
+extern void nokv_kv_batch_put(NokvKvBatch *b, int cf, const char *key, size_t klen,
+							  const char *value, size_t vlen, uint64 expires_at);
+extern int	nokv_kv_batch_count(NokvKvBatch *b);
+extern size_t nokv_kv_batch_bytes(NokvKvBatch *b);
+/* append to the WAL and apply; the batch is empty afterwards, even on ERROR */
+extern void nokv_kv_batch_write(nokv_db *db, NokvKvBatch *b);
+/* forget the entries without writing them (after an abort) */
+extern void nokv_kv_batch_reset(NokvKvBatch *b);
+
 /* ---------- modules with their own directories ---------- */
 
 /* src/gateway: the RESP gateway's settings and worker (called by _PG_init) */

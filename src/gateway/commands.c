@@ -17,6 +17,12 @@
  * the key), then reads with a snapshot taken after the lock, so it sees
  * the newest committed value and no update is ever lost.
  *
+ * Two savings keep every one of those guarantees (see OwnedKey and the
+ * write batch below): a key the round's transaction already wrote is not
+ * locked and looked up again, and consecutive blind writes and increments
+ * of a round share one engine batch and one WAL record, written before any
+ * other command runs.
+ *
  * nokv stores only strings, so TYPE says "string" or "none" and WRONGTYPE
  * never happens; the commands of other data types are refused with an
  * error naming the command (gw_is_unsupported_type_command).
@@ -35,8 +41,10 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -75,14 +83,175 @@ typedef struct KvValue
  * than the GET.  Reads in one round are one point in time anyway.
  */
 static bool read_snapshot_stale = true;
+static Snapshot read_snapshot = NULL;
 
-void
-gw_commands_round_start(void)
+/*
+ * Keys the round's transaction owns.  Once the transaction has a version of
+ * a key in the engine, every other writer of the key waits for the
+ * transaction to end (nokv_mvcc_lock_key finds that version in progress),
+ * and while a write of it waits in the batch below, the transaction holds
+ * the key's lock.  Either way no other writer can come in between, so a
+ * later command of the round writes the key without locking it and looking
+ * up its newest version again.  Only while the round runs without
+ * subtransactions: a subtransaction that rolls back takes its versions with
+ * it, so a re-run with a subtransaction per command owns nothing.
+ */
+typedef struct OwnedKey
 {
-	read_snapshot_stale = true;
+	char	   *key;			/* engine key */
+	size_t		klen;
+	uint32		hash;
+	int			held;			/* locks taken by kv_lock, released by kv_unlock */
+	bool		batch_held;		/* locked for a write waiting in the batch */
+	bool		written;		/* this transaction wrote it (or will: batch) */
+} OwnedKey;
+
+static MemoryContext writes_cxt = NULL;	/* the owned keys; reset per attempt */
+static bool own_mode = false;
+static OwnedKey **owned = NULL;		/* open addressing, NULL empty */
+static int	nowned = 0;
+static int	owned_slots = 0;
+
+/*
+ * Blind writes (SET, SETEX, PSETEX, MSET) and increments (INCR, DECR,
+ * INCRBY, DECRBY) of consecutive entries of a round (GW_CMD_BATCH) go into
+ * one batch, written as one engine batch and one WAL record
+ * (nokv_kv_batch_write) before any other command runs and before the
+ * commit.  An increment reads a key's write waiting in the batch, so every
+ * command still sees the ones before it.  The batch's keys stay locked
+ * until it is written; a key written twice is written once, with the last
+ * value, which is all anyone can ever read.
+ */
+#define GW_BATCH_MAX_BYTES (1024 * 1024)
+#define GW_BATCH_MAX_LOCKS 256
+
+static NokvKvBatch *wbatch = NULL;
+static bool in_flush = false;	/* writing the batch */
+static bool batch_mode = false;	/* the running entry may add to the batch */
+static OwnedKey **batch_locked = NULL;	/* keys locked for the batch */
+static int	nbatch_locked = 0;
+static int	batch_locked_cap = 0;
+
+static void kv_flush(void);
+
+/* one shared counter touched per read, not two */
+static inline void
+count_read(bool found)
+{
+	if (found)
+		GW_COUNT(keyspace_hits, 1);
+	else
+		GW_COUNT(keyspace_misses, 1);
 }
 
-static Snapshot read_snapshot = NULL;
+static void
+own_reset(void)
+{
+	MemoryContextReset(writes_cxt);
+	owned = NULL;
+	nowned = owned_slots = 0;
+	batch_locked = NULL;
+	nbatch_locked = batch_locked_cap = 0;
+}
+
+/* the record of an engine key, made if absent and make is set */
+static OwnedKey *
+own_lookup(const char *k, size_t klen, bool make)
+{
+	uint32		h = hash_bytes((const unsigned char *) k, (int) klen);
+	int			mask;
+	int			i;
+	OwnedKey   *o;
+
+	if (owned_slots == 0 || (make && nowned * 2 >= owned_slots))
+	{
+		OwnedKey  **old = owned;
+		int			oldn = owned_slots;
+
+		if (!make && owned_slots == 0)
+			return NULL;
+		owned_slots = Max(owned_slots * 2, 64);
+		owned = MemoryContextAllocZero(writes_cxt, owned_slots * sizeof(OwnedKey *));
+		for (int j = 0; j < oldn; j++)
+			if (old[j] != NULL)
+			{
+				for (i = old[j]->hash & (owned_slots - 1); owned[i] != NULL;
+					 i = (i + 1) & (owned_slots - 1))
+					;
+				owned[i] = old[j];
+			}
+	}
+	mask = owned_slots - 1;
+	for (i = h & mask; owned[i] != NULL; i = (i + 1) & mask)
+	{
+		o = owned[i];
+		if (o->hash == h && o->klen == klen && memcmp(o->key, k, klen) == 0)
+			return o;
+	}
+	if (!make)
+		return NULL;
+	o = MemoryContextAllocZero(writes_cxt, sizeof(OwnedKey));
+	o->key = MemoryContextAlloc(writes_cxt, klen);
+	memcpy(o->key, k, klen);
+	o->klen = klen;
+	o->hash = h;
+	owned[i] = o;
+	nowned++;
+	return o;
+}
+
+void
+gw_commands_round_start(bool subxacts)
+{
+	read_snapshot_stale = true;
+	in_flush = false;
+	own_reset();
+	nokv_kv_batch_reset(wbatch);
+	own_mode = !subxacts;
+	batch_mode = false;
+}
+
+/*
+ * Before each entry of the round: a batch-eligible command may add to the
+ * batch; anything else first writes it, so it sees those writes.
+ */
+void
+gw_commands_before_entry(const GwEntry *e)
+{
+	bool		batchable = own_mode && e->kind == GW_ENTRY_COMMAND &&
+		(e->cmd->flags & GW_CMD_BATCH) != 0;
+
+	batch_mode = false;
+	if (!batchable)
+		kv_flush();
+	batch_mode = batchable;
+}
+
+/* before the commit: the batch's writes */
+void
+gw_commands_round_end(void)
+{
+	batch_mode = false;
+	kv_flush();
+	own_mode = false;
+}
+
+bool
+gw_commands_in_flush(void)
+{
+	return in_flush;
+}
+
+/* after an abort: the locks went with the transaction */
+void
+gw_commands_round_abort(void)
+{
+	in_flush = false;
+	nokv_kv_batch_reset(wbatch);
+	own_reset();
+	own_mode = false;
+	batch_mode = false;
+}
 
 /*
  * The key's value.  locked: the caller holds the key's writer lock, and
@@ -110,9 +279,31 @@ kv_read_at(const char *k, size_t klen, KvValue *v, bool locked)
 		v->len = 0;
 		v->expires_at = 0;
 	}
-	GW_COUNT(keyspace_hits, v->data ? 1 : 0);
-	GW_COUNT(keyspace_misses, v->data ? 0 : 1);
+	count_read(v->data != NULL);
 	return v->data != NULL;
+}
+
+static void
+reply_value(void *arg, const char *value, size_t vlen, uint64 expires_at)
+{
+	gw_reply_bulk((GwReply *) arg, value, vlen);
+}
+
+/* a plain read answered with the value, or nil: GET without a copy */
+static void
+kv_reply_value(const char *k, size_t klen, GwReply *r)
+{
+	bool		found;
+
+	if (read_snapshot_stale || read_snapshot == NULL)
+	{
+		read_snapshot = GetTransactionSnapshot();
+		read_snapshot_stale = false;
+	}
+	found = nokv_kv_get_with(gw_db(), CF, k, klen, read_snapshot, reply_value, r);
+	if (!found)
+		gw_reply_null(r);
+	count_read(found);
 }
 
 /* after kv_lock: the newest committed value */
@@ -132,13 +323,37 @@ kv_peek(const char *k, size_t klen, KvValue *v)
 static void
 kv_lock(const char *k, size_t klen)
 {
+	OwnedKey   *o;
+
+	Assert(nokv_kv_batch_count(wbatch) == 0);
+	if (!own_mode)
+	{
+		(void) nokv_kv_lock(gw_db(), CF, k, klen);
+		return;
+	}
+	o = own_lookup(k, klen, true);
+	if (o->written)
+		return;					/* no other writer can come in: see OwnedKey */
 	(void) nokv_kv_lock(gw_db(), CF, k, klen);
+	o->held++;
 }
 
 static void
 kv_unlock(const char *k, size_t klen)
 {
-	nokv_kv_unlock(CF, k, klen);
+	OwnedKey   *o;
+
+	if (!own_mode)
+	{
+		nokv_kv_unlock(CF, k, klen);
+		return;
+	}
+	o = own_lookup(k, klen, false);
+	if (o != NULL && o->held > 0)
+	{
+		nokv_kv_unlock(CF, k, klen);
+		o->held--;
+	}
 }
 
 /* under the key's lock: value NULL deletes */
@@ -147,6 +362,103 @@ kv_write(const char *k, size_t klen, const char *v, size_t vlen, uint64 expires_
 {
 	read_snapshot_stale = true;
 	nokv_kv_write_locked(gw_db(), CF, k, klen, v, vlen, expires_at);
+	if (own_mode)
+		own_lookup(k, klen, true)->written = true;
+}
+
+/* write the batch, then release the locks it held */
+static void
+kv_flush(void)
+{
+	if (nokv_kv_batch_count(wbatch) > 0)
+	{
+		read_snapshot_stale = true;
+		in_flush = true;
+		nokv_kv_batch_write(gw_db(), wbatch);
+		in_flush = false;
+	}
+	for (int i = 0; i < nbatch_locked; i++)
+	{
+		OwnedKey   *o = batch_locked[i];
+
+		nokv_kv_unlock(CF, o->key, o->klen);
+		o->batch_held = false;
+	}
+	nbatch_locked = 0;
+}
+
+/*
+ * A blind write in batch mode: lock the key unless the transaction owns it
+ * already, then add the write to the batch (replacing an earlier one of the
+ * key).  The reply is the caller's, as for kv_write.
+ */
+static OwnedKey *
+kv_batch_lock(const char *k, size_t klen)
+{
+	OwnedKey   *o = own_lookup(k, klen, true);
+
+	Assert(batch_mode && own_mode);
+	if (o->written || o->batch_held)
+		return o;
+	(void) nokv_kv_lock(gw_db(), CF, k, klen);
+	if (nbatch_locked >= batch_locked_cap)
+	{
+		int			cap = Max(batch_locked_cap * 2, 64);
+
+		batch_locked = batch_locked ? repalloc(batch_locked, cap * sizeof(OwnedKey *))
+			: MemoryContextAlloc(writes_cxt, cap * sizeof(OwnedKey *));
+		batch_locked_cap = cap;
+	}
+	batch_locked[nbatch_locked++] = o;
+	o->batch_held = true;
+	return o;
+}
+
+static void
+kv_batch_write(const char *k, size_t klen, const char *v, size_t vlen, uint64 expires_at)
+{
+	OwnedKey   *o;
+
+	if (!nokv_kv_batch_fits(wbatch, klen, vlen))
+		kv_flush();
+	o = kv_batch_lock(k, klen);
+	nokv_kv_batch_put(wbatch, CF, k, klen, v, vlen, expires_at);
+	o->written = true;
+	if (nokv_kv_batch_bytes(wbatch) >= GW_BATCH_MAX_BYTES || nbatch_locked >= GW_BATCH_MAX_LOCKS)
+		kv_flush();
+}
+
+/*
+ * A read-modify-write in batch mode: lock the key as kv_batch_write does
+ * (until the batch is written) and read its newest value, the one waiting in the batch if there is one
+ * (this transaction's latest write of it), else the engine's.  v->data may
+ * point into the batch: use it before the next batch write.
+ */
+static bool
+kv_batch_read(const char *k, size_t klen, KvValue *v, size_t write_max)
+{
+	const char *data;
+
+	/*
+	 * A flush between this read and the write would release the key's lock
+	 * in between: make room for the write (of at most write_max bytes) now.
+	 */
+	if (nbatch_locked >= GW_BATCH_MAX_LOCKS || !nokv_kv_batch_fits(wbatch, klen, write_max))
+		kv_flush();
+	(void) kv_batch_lock(k, klen);
+	if (!nokv_kv_batch_get(wbatch, CF, k, klen, &data, &v->len, &v->expires_at))
+		return kv_read(k, klen, v);
+	/* as the engine reads it: a delete or an expired value is no value */
+	if (data == NULL || (v->expires_at != 0 && v->expires_at <= nokv_kv_now_ms()))
+	{
+		v->data = NULL;
+		v->len = 0;
+		v->expires_at = 0;
+	}
+	else
+		v->data = (char *) data;
+	count_read(v->data != NULL);
+	return v->data != NULL;
 }
 
 /* the largest value nokv stores under this engine key, within the bulk limit */
@@ -358,6 +670,21 @@ set_generic(GwCall *call, int flags, const char *val, size_t vlen, int64 expires
 
 	if (!value_fits(call, klen, vlen))
 		return;
+	if (batch_mode && !(flags & (SET_NX | SET_XX | SET_GET | SET_KEEPTTL)))
+	{
+		kv_batch_write(k, klen, val, vlen, exp);
+		if (ok_int)
+			gw_reply_int(call->reply, 1);
+		else
+			gw_reply_ok(call->reply);
+		return;
+	}
+	if (batch_mode)
+	{
+		/* it reads the key: the batch's writes first */
+		batch_mode = false;
+		kv_flush();
+	}
 	kv_lock(k, klen);
 	if (!(flags & (SET_NX | SET_XX | SET_GET | SET_KEEPTTL)))
 	{
@@ -442,12 +769,8 @@ cmd_get(GwCall *call)
 {
 	size_t		klen;
 	char	   *k = ekey(call, 1, &klen);
-	KvValue		v;
 
-	if (kv_peek(k, klen, &v))
-		gw_reply_bulk(call->reply, v.data, v.len);
-	else
-		gw_reply_null(call->reply);
+	kv_reply_value(k, klen, call->reply);
 }
 
 static void
@@ -517,15 +840,9 @@ cmd_mget(GwCall *call)
 	{
 		size_t		klen;
 		char	   *k = ekey(call, i, &klen);
-		KvValue		v;
 
-		if (kv_peek(k, klen, &v))
-			gw_reply_bulk(call->reply, v.data, v.len);
-		else
-			gw_reply_null(call->reply);
+		kv_reply_value(k, klen, call->reply);
 		pfree(k);
-		if (v.data)
-			pfree(v.data);
 	}
 }
 
@@ -549,6 +866,14 @@ mset_generic(GwCall *call, bool nx, const char *name)
 		keys[i] = ekey(call, 1 + 2 * i, &klens[i]);
 		if (!value_fits(call, klens[i], call->argl[2 + 2 * i]))
 			return;
+	}
+	if (batch_mode && !nx)
+	{
+		/* one transaction, one batch: all or nothing */
+		for (int i = 0; i < npairs; i++)
+			kv_batch_write(keys[i], klens[i], call->argv[2 + 2 * i], call->argl[2 + 2 * i], 0);
+		gw_reply_ok(call->reply);
+		return;
 	}
 	/* all keys locked before the first write: all or nothing */
 	for (int i = 0; i < npairs; i++)
@@ -725,25 +1050,39 @@ incr_generic(GwCall *call, int64 incr)
 	int64		value = 0;
 	char		buf[32];
 	int			len;
+	bool		found;
 
-	kv_lock(k, klen);
-	if (kv_read(k, klen, &v) && !gw_string2ll(v.data, v.len, &value))
+	if (batch_mode)
+		found = kv_batch_read(k, klen, &v, sizeof(buf));
+	else
 	{
-		kv_unlock(k, klen);
+		kv_lock(k, klen);
+		found = kv_read(k, klen, &v);
+	}
+	if (found && !gw_string2ll(v.data, v.len, &value))
+	{
+		if (!batch_mode)
+			kv_unlock(k, klen);
 		gw_reply_error(call->reply, not_integer);
 		return;
 	}
 	if ((incr < 0 && value < 0 && incr < PG_INT64_MIN - value) ||
 		(incr > 0 && value > 0 && incr > PG_INT64_MAX - value))
 	{
-		kv_unlock(k, klen);
+		if (!batch_mode)
+			kv_unlock(k, klen);
 		gw_reply_error(call->reply, "ERR increment or decrement would overflow");
 		return;
 	}
 	value += incr;
-	len = snprintf(buf, sizeof(buf), INT64_FORMAT, value);
-	kv_write(k, klen, buf, len, v.expires_at);
-	kv_unlock(k, klen);
+	len = pg_lltoa(value, buf);
+	if (batch_mode)
+		kv_batch_write(k, klen, buf, len, v.expires_at);
+	else
+	{
+		kv_write(k, klen, buf, len, v.expires_at);
+		kv_unlock(k, klen);
+	}
 	gw_reply_int(call->reply, value);
 }
 
@@ -2123,6 +2462,7 @@ cmd_command(GwCall *call)
 /* ---------- the table ---------- */
 
 #define W (GW_CMD_WRITE)
+#define B (GW_CMD_BATCH)
 #define R (GW_CMD_READONLY)
 #define F (GW_CMD_FAST)
 #define C (GW_CMD_CLIENT | GW_CMD_NOTXN)
@@ -2131,13 +2471,13 @@ static const GwCommand commands[] = {
 	/* strings */
 	{.name = "get", .arity = 2, .proc = cmd_get, .flags = R | F, .first_key = 1, .last_key = 1, .key_step = 1,
 	.group = "string", .since = "1.0.0", .summary = "Returns the string value of a key."},
-	{.name = "set", .arity = -3, .proc = cmd_set, .flags = W, .first_key = 1, .last_key = 1, .key_step = 1,
+	{.name = "set", .arity = -3, .proc = cmd_set, .flags = W | B, .first_key = 1, .last_key = 1, .key_step = 1,
 	.group = "string", .since = "1.0.0", .summary = "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."},
 	{.name = "setnx", .arity = 3, .proc = cmd_setnx, .flags = W | F, .first_key = 1, .last_key = 1, .key_step = 1,
 	.group = "string", .since = "1.0.0", .summary = "Set the string value of a key only when the key doesn't exist."},
-	{.name = "setex", .arity = 4, .proc = cmd_setex, .flags = W, .first_key = 1, .last_key = 1, .key_step = 1,
+	{.name = "setex", .arity = 4, .proc = cmd_setex, .flags = W | B, .first_key = 1, .last_key = 1, .key_step = 1,
 	.group = "string", .since = "2.0.0", .summary = "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."},
-	{.name = "psetex", .arity = 4, .proc = cmd_psetex, .flags = W, .first_key = 1, .last_key = 1, .key_step = 1,
+	{.name = "psetex", .arity = 4, .proc = cmd_psetex, .flags = W | B, .first_key = 1, .last_key = 1, .key_step = 1,
 	.group = "string", .since = "2.6.0", .summary = "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."},
 	{.name = "getset", .arity = 3, .proc = cmd_getset, .flags = W | F, .first_key = 1, .last_key = 1, .key_step = 1,
 	.group = "string", .since = "1.0.0", .summary = "Returns the previous string value of a key after setting it to a new value."},
@@ -2147,7 +2487,7 @@ static const GwCommand commands[] = {
 	.group = "string", .since = "6.2.0", .summary = "Returns the string value of a key after setting its expiration time."},
 	{.name = "mget", .arity = -2, .proc = cmd_mget, .flags = R | F, .first_key = 1, .last_key = -1, .key_step = 1,
 	.group = "string", .since = "1.0.0", .summary = "Atomically returns the string values of one or more keys."},
-	{.name = "mset", .arity = -3, .proc = cmd_mset, .flags = W, .first_key = 1, .last_key = -1, .key_step = 2,
+	{.name = "mset", .arity = -3, .proc = cmd_mset, .flags = W | B, .first_key = 1, .last_key = -1, .key_step = 2,
 	.group = "string", .since = "1.0.1", .summary = "Atomically creates or modifies the string values of one or more keys."},
 	{.name = "msetnx", .arity = -3, .proc = cmd_msetnx, .flags = W, .first_key = 1, .last_key = -1, .key_step = 2,
 	.group = "string", .since = "1.0.1", .summary = "Atomically modifies the string values of one or more keys only when all keys don't exist."},
@@ -2161,13 +2501,13 @@ static const GwCommand commands[] = {
 	.group = "string", .since = "1.0.0", .summary = "Returns a substring from a string value."},
 	{.name = "setrange", .arity = 4, .proc = cmd_setrange, .flags = W, .first_key = 1, .last_key = 1, .key_step = 1,
 	.group = "string", .since = "2.2.0", .summary = "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."},
-	{.name = "incr", .arity = 2, .proc = cmd_incr, .flags = W | F, .first_key = 1, .last_key = 1, .key_step = 1,
+	{.name = "incr", .arity = 2, .proc = cmd_incr, .flags = W | F | B, .first_key = 1, .last_key = 1, .key_step = 1,
 	.group = "string", .since = "1.0.0", .summary = "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."},
-	{.name = "decr", .arity = 2, .proc = cmd_decr, .flags = W | F, .first_key = 1, .last_key = 1, .key_step = 1,
+	{.name = "decr", .arity = 2, .proc = cmd_decr, .flags = W | F | B, .first_key = 1, .last_key = 1, .key_step = 1,
 	.group = "string", .since = "1.0.0", .summary = "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."},
-	{.name = "incrby", .arity = 3, .proc = cmd_incrby, .flags = W | F, .first_key = 1, .last_key = 1, .key_step = 1,
+	{.name = "incrby", .arity = 3, .proc = cmd_incrby, .flags = W | F | B, .first_key = 1, .last_key = 1, .key_step = 1,
 	.group = "string", .since = "1.0.0", .summary = "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."},
-	{.name = "decrby", .arity = 3, .proc = cmd_decrby, .flags = W | F, .first_key = 1, .last_key = 1, .key_step = 1,
+	{.name = "decrby", .arity = 3, .proc = cmd_decrby, .flags = W | F | B, .first_key = 1, .last_key = 1, .key_step = 1,
 	.group = "string", .since = "1.0.0", .summary = "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."},
 	{.name = "incrbyfloat", .arity = 3, .proc = cmd_incrbyfloat, .flags = W | F, .first_key = 1, .last_key = 1, .key_step = 1,
 	.group = "string", .since = "2.6.0", .summary = "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."},
@@ -2254,9 +2594,20 @@ static const GwCommand commands[] = {
 };
 
 #undef W
+#undef B
 #undef R
 #undef F
 #undef C
+
+/* the commands by name: open addressing over a power of two, -1 empty */
+#define GW_COMMAND_SLOTS 256
+static int16 command_slots[GW_COMMAND_SLOTS];
+
+static uint32
+command_hash(const char *lower, size_t len)
+{
+	return hash_bytes((const unsigned char *) lower, (int) len) & (GW_COMMAND_SLOTS - 1);
+}
 
 const GwCommand *
 gw_lookup_command(const char *name, size_t len)
@@ -2268,10 +2619,9 @@ gw_lookup_command(const char *name, size_t len)
 	for (size_t i = 0; i < len; i++)
 		lower[i] = pg_tolower((unsigned char) name[i]);
 	lower[len] = '\0';
-	/* the table is small; a linear scan costs less than the reply */
-	for (size_t i = 0; i < lengthof(commands); i++)
-		if (commands[i].name[0] == lower[0] && strcmp(commands[i].name, lower) == 0)
-			return &commands[i];
+	for (uint32 h = command_hash(lower, len); command_slots[h] >= 0; h = (h + 1) & (GW_COMMAND_SLOTS - 1))
+		if (strcmp(commands[command_slots[h]].name, lower) == 0)
+			return &commands[command_slots[h]];
 	return NULL;
 }
 
@@ -2319,6 +2669,18 @@ gw_is_unsupported_type_command(const char *name, size_t len)
 void
 gw_commands_init(void)
 {
+	StaticAssertStmt(lengthof(commands) < GW_COMMAND_SLOTS / 2, "GW_COMMAND_SLOTS is too small");
+	memset(command_slots, -1, sizeof(command_slots));
+	for (int i = 0; i < (int) lengthof(commands); i++)
+	{
+		uint32		h = command_hash(commands[i].name, strlen(commands[i].name));
+
+		while (command_slots[h] >= 0)
+			h = (h + 1) & (GW_COMMAND_SLOTS - 1);
+		command_slots[h] = (int16) i;
+	}
+	writes_cxt = AllocSetContextCreate(TopMemoryContext, "nokv resp owned keys", ALLOCSET_DEFAULT_SIZES);
+	wbatch = nokv_kv_batch_create(TopMemoryContext);
 	scan_cursors = MemoryContextAllocZero(TopMemoryContext, GW_SCAN_CURSORS * sizeof(ScanCursor));
 	/* cursors of an earlier worker must not name this one's positions */
 	scan_next_id = ((uint64) (GetCurrentTimestamp() % 1000000)) * GW_SCAN_CURSORS + 1;

@@ -27,7 +27,10 @@
  * Replies collect in the round's reply buffer and are appended to the
  * clients' output buffers only after the commit, so no client ever sees
  * a write (or a value read after one) that could still be lost.  A round
- * of any number of writes costs one commit and one WAL flush.  Connection
+ * of any number of writes costs one commit and one WAL flush, and its
+ * consecutive blind writes share one WAL record (commands.c).  After the
+ * commit a client's replies go from the round's buffer straight to its
+ * socket when nothing of it is queued.  Connection
  * state changes happen when entries are made and are never repeated,
  * while what runs in the transaction has no effect outside it, so a round
  * whose transaction fails (lock timeout, deadlock, an engine error) is
@@ -49,6 +52,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -335,6 +339,9 @@ static nokv_db *engine = NULL;
 /* the round */
 static GwEntry *entries = NULL;
 static int	nentries = 0;
+/* the time of this turn of the event loop: activity times need no more */
+static TimestampTz loop_now = 0;
+static uint64 round_commands = 0;	/* counted into gw_shared once per round */
 static int	entries_cap = 0;
 static GwBuf round_replies;
 static List *deferred_frees = NIL;
@@ -602,7 +609,7 @@ client_read(GwClient *c)
 	if (total > 0)
 	{
 		GW_COUNT(bytes_in, total);
-		c->last_active = GetCurrentTimestamp();
+		c->last_active = loop_now;
 	}
 	if (c->in.len > client_buffer_limit())
 	{
@@ -642,13 +649,13 @@ client_flush(GwClient *c)
 	if (total > 0)
 	{
 		GW_COUNT(bytes_out, total);
-		c->last_active = GetCurrentTimestamp();
+		c->last_active = loop_now;
 	}
 	if (c->sent == c->out.len)
 	{
 		c->out.len = 0;
 		c->sent = 0;
-		gw_buf_shrink(&c->out, 16 * 1024);
+		gw_buf_shrink(&c->out, 64 * 1024);
 		if (c->close_after_reply)
 			c->closing = true;
 	}
@@ -685,7 +692,7 @@ client_compact_input(GwClient *c)
 				c->arg_off[i] -= keep_from;
 	}
 	if (c->in.len == 0)
-		gw_buf_shrink(&c->in, 16 * 1024);
+		gw_buf_shrink(&c->in, 32 * 1024);
 }
 
 /* ---------- rounds: making entries ---------- */
@@ -817,7 +824,7 @@ dispatch(GwClient *c)
 		argl[i] = c->arg_len[i];
 		argv[i][argl[i]] = '\0';	/* over the "\r" (or a separator) after it */
 	}
-	GW_COUNT(commands, 1);
+	round_commands++;
 
 	if (argl[0] == 4 && pg_strcasecmp(argv[0], "quit") == 0)
 	{
@@ -898,7 +905,8 @@ dispatch(GwClient *c)
 		return;
 	}
 
-	if (strcmp(cmd->name, "exec") == 0)
+	/* EXEC and WATCH are GW_CMD_NOMULTI: most commands skip the names */
+	if ((cmd->flags & GW_CMD_NOMULTI) && strcmp(cmd->name, "exec") == 0)
 	{
 		if (!c->in_multi)
 		{
@@ -948,7 +956,7 @@ dispatch(GwClient *c)
 		return;
 	}
 
-	if (strcmp(cmd->name, "watch") == 0)
+	if ((cmd->flags & GW_CMD_NOMULTI) && strcmp(cmd->name, "watch") == 0)
 	{
 		if (c->in_multi)
 		{
@@ -1058,6 +1066,11 @@ build_round(void)
 		}
 	}
 	round_start_slot = (round_start_slot + 1) % slots;
+	if (round_commands > 0)
+	{
+		GW_COUNT(commands, round_commands);
+		round_commands = 0;
+	}
 	return nentries > 0;
 }
 
@@ -1190,7 +1203,7 @@ run_round_attempt(bool subxacts)
 	{
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		gw_commands_round_start();
+		gw_commands_round_start(subxacts);
 		for (int i = 0; i < nentries; i++)
 		{
 			GwEntry    *e = &entries[i];
@@ -1209,6 +1222,7 @@ run_round_attempt(bool subxacts)
 				e->reply_len = round_replies.len - e->reply_off;
 				continue;
 			}
+			gw_commands_before_entry(e);
 			if (subxacts)
 			{
 				ProtectedEntry pe = {.e = e};
@@ -1231,18 +1245,21 @@ run_round_attempt(bool subxacts)
 			CommandCounterIncrement();
 		}
 		current = -1;
+		gw_commands_round_end();
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
 	{
 		ErrorData  *ed;
 		char	   *text;
+		bool		from_batch = gw_commands_in_flush();
 
 		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(round_cxt);
 		ed = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		gw_commands_round_abort();
 		disable_all_timeouts(false);
 		QueryCancelPending = false;
 		RESUME_INTERRUPTS();
@@ -1253,7 +1270,8 @@ run_round_attempt(bool subxacts)
 		round_replies.len = mark;
 		if (!subxacts)
 		{
-			if (current >= 0)
+			/* a batch holds earlier entries' writes: the re-run finds which */
+			if (current >= 0 && !from_batch)
 			{
 				entries[current].failed = true;
 				entries[current].failure = text;
@@ -1279,6 +1297,87 @@ run_round_attempt(bool subxacts)
 	PG_END_TRY();
 	MemoryContextSwitchTo(round_cxt);
 	return ok;
+}
+
+#define GW_IOV_MAX 64
+
+/*
+ * The replies of entries [from, to) of the round, all of client c.  When
+ * nothing of the client waits to be sent, they go from the round's reply
+ * buffer straight to the socket (one sendmsg, without a copy into the
+ * client's output buffer); what the socket does not take is queued.
+ */
+static void
+deliver_replies(GwClient *c, int from, int to)
+{
+	struct iovec iov[GW_IOV_MAX];
+	struct msghdr msg;
+	int			niov = 0;
+	size_t		total = 0;
+	ssize_t		n;
+	int			i;
+
+	if (c->closing)
+		return;
+	if (c->out.len > c->sent)
+	{
+		for (i = from; i < to; i++)
+			gw_buf_append(&c->out, round_replies.data + entries[i].reply_off, entries[i].reply_len);
+		return;
+	}
+	for (i = from; i < to; i++)
+	{
+		GwEntry    *e = &entries[i];
+
+		if (e->reply_len == 0)
+			continue;
+		if (niov > 0 && (char *) iov[niov - 1].iov_base + iov[niov - 1].iov_len ==
+			round_replies.data + e->reply_off)
+			iov[niov - 1].iov_len += e->reply_len;	/* adjacent: one piece */
+		else if (niov < GW_IOV_MAX)
+		{
+			iov[niov].iov_base = round_replies.data + e->reply_off;
+			iov[niov].iov_len = e->reply_len;
+			niov++;
+		}
+		else
+			break;
+		total += e->reply_len;
+	}
+	if (total == 0)
+		return;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = niov;
+	do
+		n = sendmsg(c->sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+	{
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+		{
+			c->closing = true;
+			return;
+		}
+		n = 0;
+	}
+	if (n > 0)
+	{
+		GW_COUNT(bytes_out, n);
+		c->last_active = loop_now;
+	}
+	/* queue what the socket did not take, in order */
+	for (i = from; i < to; i++)
+	{
+		GwEntry    *e = &entries[i];
+		size_t		skip = Min((size_t) n, e->reply_len);
+
+		n -= skip;
+		if (skip < e->reply_len)
+			gw_buf_append(&c->out, round_replies.data + e->reply_off + skip, e->reply_len - skip);
+	}
+	if (c->out.len == c->sent && c->close_after_reply)
+		c->closing = true;
 }
 
 static void
@@ -1311,13 +1410,15 @@ run_round(void)
 	for (int i = 0; i < nentries; i++)
 		entries[i].done = true;
 
-	/* committed: the replies may go */
-	for (int i = 0; i < nentries; i++)
+	/* committed: the replies may go, each client's run of entries at once */
+	for (int i = 0; i < nentries;)
 	{
-		GwEntry    *e = &entries[i];
+		int			j = i + 1;
 
-		if (!e->client->closing)
-			gw_buf_append(&e->client->out, round_replies.data + e->reply_off, e->reply_len);
+		while (j < nentries && entries[j].client == entries[i].client)
+			j++;
+		deliver_replies(entries[i].client, i, j);
+		i = j;
 	}
 	gw_buf_shrink(&round_replies, 1024 * 1024);
 }
@@ -1493,6 +1594,7 @@ nokv_gateway_main(Datum main_arg)
 		if (wes_stale)
 			rebuild_wait_set();
 		n = WaitEventSetWait(wes, timeout, occurred, gw_max_clients + 3, PG_WAIT_EXTENSION);
+		loop_now = GetCurrentTimestamp();
 		for (int i = 0; i < n; i++)
 		{
 			WaitEvent  *ev = &occurred[i];
@@ -1532,7 +1634,7 @@ nokv_gateway_main(Datum main_arg)
 			CHECK_FOR_INTERRUPTS();
 		}
 
-		close_idle_clients(GetCurrentTimestamp());
+		close_idle_clients(loop_now);
 		for (int i = 0; i < gw_max_clients; i++)
 		{
 			GwClient   *c = clients[i];

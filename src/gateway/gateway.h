@@ -186,6 +186,7 @@ typedef void (*GwCommandProc) (GwCall *call);
 #define GW_CMD_NOMULTI	0x0010	/* runs at once inside MULTI (not queued) */
 #define GW_CMD_NOTXN	0x0020	/* needs no transaction (PING, ECHO, COMMAND, ...) */
 #define GW_CMD_FAST		0x0040
+#define GW_CMD_BATCH	0x0080	/* a blind write or an increment: may join the write batch */
 
 typedef struct GwCommand
 {
@@ -207,7 +208,12 @@ extern const GwCommand *gw_command_at(int i);
 /* a known Redis command of a data type nokv does not have */
 extern bool gw_is_unsupported_type_command(const char *name, size_t len);
 extern void gw_commands_init(void);
-extern void gw_commands_round_start(void);	/* a new transaction */
+/* the round's transaction: started (subxacts: a re-run), about to commit, aborted */
+extern void gw_commands_round_start(bool subxacts);
+extern void gw_commands_round_end(void);
+extern void gw_commands_round_abort(void);
+/* an ERROR came from writing the write batch, not from the running command */
+extern bool gw_commands_in_flush(void);
 
 /* ---------- a round of commands (gateway.c) ---------- */
 
@@ -295,6 +301,8 @@ extern void gw_defer_free(void *p);	/* pfree at the end of the round */
 extern bool gw_run_protected(void (*fn) (void *), void *arg, char **errtext);
 /* EXEC and WATCH (commands.c) run inside the round's transaction */
 extern void gw_exec_entry(GwEntry *e, GwReply *r, bool subxacts);
+/* before each entry that runs in the round's transaction (commands.c) */
+extern void gw_commands_before_entry(const GwEntry *e);
 extern void gw_watch_fill(GwWatch *w);
 
 #endif							/* NOKV_GATEWAY_H */

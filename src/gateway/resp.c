@@ -24,6 +24,7 @@
 #include <limits.h>
 
 #include "lib/stringinfo.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "gateway.h"
@@ -637,12 +638,17 @@ gw_reply_raw(GwReply *r, const char *s, size_t len)
 	gw_buf_append(r->buf, s, len);
 }
 
+/* prefix, n in decimal, CRLF: pg_lltoa, as snprintf costs more than a GET's reply */
 static void
 reply_prefixed_len(GwReply *r, char prefix, int64 n)
 {
-	char		tmp[32];
-	int			len = snprintf(tmp, sizeof(tmp), "%c" INT64_FORMAT "\r\n", prefix, n);
+	char		tmp[MAXINT8LEN + 4];
+	int			len;
 
+	tmp[0] = prefix;
+	len = 1 + pg_lltoa(n, tmp + 1);
+	tmp[len++] = '\r';
+	tmp[len++] = '\n';
 	gw_buf_append(r->buf, tmp, len);
 }
 
@@ -709,9 +715,11 @@ gw_reply_int(GwReply *r, int64 v)
 void
 gw_reply_bulk(GwReply *r, const char *s, size_t len)
 {
+	gw_buf_reserve(r->buf, MAXINT8LEN + 6 + len);
 	reply_prefixed_len(r, '$', (int64) len);
-	gw_buf_append(r->buf, s, len);
-	gw_buf_append(r->buf, "\r\n", 2);
+	memcpy(r->buf->data + r->buf->len, s, len);
+	memcpy(r->buf->data + r->buf->len + len, "\r\n", 2);
+	r->buf->len += len + 2;
 }
 
 void
@@ -723,8 +731,8 @@ gw_reply_bulk_cstr(GwReply *r, const char *s)
 void
 gw_reply_bulk_int(GwReply *r, int64 v)
 {
-	char		tmp[32];
-	int			len = snprintf(tmp, sizeof(tmp), INT64_FORMAT, v);
+	char		tmp[MAXINT8LEN + 1];
+	int			len = pg_lltoa(v, tmp);
 
 	gw_reply_bulk(r, tmp, len);
 }
