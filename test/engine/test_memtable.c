@@ -264,6 +264,50 @@ test_ordering(void)
 }
 
 /* random keys of random length over a tiny alphabet: many shared prefixes */
+/*
+ * The memtable at MT_OFF holds exactly the n keys of all (sorted and
+ * deduplicated here), counted once each, in nokv_ikey_compare order, and
+ * a seek finds each.  what prefixes the test names.
+ */
+static void
+check_contents(region *r, kv *all, int n, const char *what)
+{
+	nokv_iiter *it;
+	int			distinct = 0;
+	int			i;
+	bool		match = true;
+
+	qsort(all, n, sizeof(kv), kv_cmp);
+	for (i = 0; i < n; i++)
+		if (i == 0 || kv_cmp(&all[i - 1], &all[i]) != 0)
+			all[distinct++] = all[i];
+	is_int(nokv_memtable_entries(&r->ctx, MT_OFF), distinct, "%s: %d distinct keys counted", what, distinct);
+	it = nokv_memtable_iter_new(&r->ctx, MT_OFF);
+	i = 0;
+	for (nokv_iiter_seek_to_first(it); nokv_iiter_valid(it); nokv_iiter_next(it), i++)
+	{
+		size_t		klen;
+		const char *k = nokv_iiter_key(it, &klen);
+
+		if (i >= distinct || klen != all[i].klen || memcmp(k, all[i].k, klen) != 0)
+			match = false;
+	}
+	is_int(i, distinct, "%s: iterator yields each once", what);
+	ok(match, "%s: same order as sorting with nokv_ikey_compare", what);
+	/* every key can be sought exactly */
+	for (i = 0; i < distinct && match; i++)
+	{
+		size_t		klen;
+
+		nokv_iiter_seek(it, all[i].k, all[i].klen);
+		if (!nokv_iiter_valid(it) || nokv_iiter_key(it, &klen) == NULL ||
+			klen != all[i].klen || memcmp(nokv_iiter_key(it, &klen), all[i].k, klen) != 0)
+			match = false;
+	}
+	ok(match, "%s: seek finds every key", what);
+	nokv_iiter_destroy(it);
+}
+
 static void
 test_ordering_random(void)
 {
@@ -271,10 +315,7 @@ test_ordering_random(void)
 	kv		   *all = calloc(n, sizeof(kv));
 	static const char alphabet[] = {'\0', 'a', 'b', '\x7f', '\x80', '\xff'};
 	region		r;
-	nokv_iiter *it;
-	int			distinct = 0;
 	int			i;
-	bool		match = true;
 	uint64_t	s = 99;
 
 	region_init(&r, 1 << 20);
@@ -295,35 +336,7 @@ test_ordering_random(void)
 		if (nokv_memtable_add(&r.ctx, MT_OFF, all[i].k, all[i].klen, NULL, 0) != NOKV_OK)
 			tap_bail("insert failed");
 	}
-	qsort(all, n, sizeof(kv), kv_cmp);
-	for (i = 0; i < n; i++)
-		if (i == 0 || kv_cmp(&all[i - 1], &all[i]) != 0)
-			all[distinct++] = all[i];
-	is_int(nokv_memtable_entries(&r.ctx, MT_OFF), distinct, "random order: %d distinct keys counted", distinct);
-	it = nokv_memtable_iter_new(&r.ctx, MT_OFF);
-	i = 0;
-	for (nokv_iiter_seek_to_first(it); nokv_iiter_valid(it); nokv_iiter_next(it), i++)
-	{
-		size_t		klen;
-		const char *k = nokv_iiter_key(it, &klen);
-
-		if (i >= distinct || klen != all[i].klen || memcmp(k, all[i].k, klen) != 0)
-			match = false;
-	}
-	is_int(i, distinct, "random order: iterator yields each once");
-	ok(match, "random order: same order as sorting with nokv_ikey_compare");
-	/* every key can be sought exactly */
-	for (i = 0; i < distinct && match; i++)
-	{
-		size_t		klen;
-
-		nokv_iiter_seek(it, all[i].k, all[i].klen);
-		if (!nokv_iiter_valid(it) || nokv_iiter_key(it, &klen) == NULL ||
-			klen != all[i].klen || memcmp(nokv_iiter_key(it, &klen), all[i].k, klen) != 0)
-			match = false;
-	}
-	ok(match, "random order: seek finds every key");
-	nokv_iiter_destroy(it);
+	check_contents(&r, all, n, "random order");
 	free(all);
 	free(r.mem);
 }
@@ -339,11 +352,8 @@ test_hinted(void)
 	int			n = 6000;
 	kv		   *all = calloc(n, sizeof(kv));
 	region		r;
-	nokv_iiter *it;
 	nokv_mt_hint hint = {0};
-	int			distinct = 0;
 	int			i;
-	bool		match = true;
 	uint64_t	s = 7;
 
 	region_init(&r, 2 << 20);
@@ -370,34 +380,7 @@ test_hinted(void)
 				tap_bail("hinted insert failed");
 		i += run;
 	}
-	qsort(all, n, sizeof(kv), kv_cmp);
-	for (i = 0; i < n; i++)
-		if (i == 0 || kv_cmp(&all[i - 1], &all[i]) != 0)
-			all[distinct++] = all[i];
-	is_int(nokv_memtable_entries(&r.ctx, MT_OFF), distinct, "hinted: %d distinct keys counted", distinct);
-	it = nokv_memtable_iter_new(&r.ctx, MT_OFF);
-	i = 0;
-	for (nokv_iiter_seek_to_first(it); nokv_iiter_valid(it); nokv_iiter_next(it), i++)
-	{
-		size_t		klen;
-		const char *k = nokv_iiter_key(it, &klen);
-
-		if (i >= distinct || klen != all[i].klen || memcmp(k, all[i].k, klen) != 0)
-			match = false;
-	}
-	is_int(i, distinct, "hinted: iterator yields each once");
-	ok(match, "hinted: same order as sorting with nokv_ikey_compare");
-	for (i = 0; i < distinct && match; i++)
-	{
-		size_t		klen;
-
-		nokv_iiter_seek(it, all[i].k, all[i].klen);
-		if (!nokv_iiter_valid(it) || nokv_iiter_key(it, &klen) == NULL ||
-			klen != all[i].klen || memcmp(nokv_iiter_key(it, &klen), all[i].k, klen) != 0)
-			match = false;
-	}
-	ok(match, "hinted: seek finds every key");
-	nokv_iiter_destroy(it);
+	check_contents(&r, all, n, "hinted");
 
 	/* the same hint handed to another memtable starts afresh there */
 	{
