@@ -219,12 +219,55 @@ single_part(nokv_sst_reader *r, sst_part *p)
 	p->filter = r->footer.filter;
 }
 
+
 static int
 block_corrupt(nokv_sst_reader *r, int kind, uint64_t offset, nokv_error *err)
 {
 	return nokv_error_set(err, NOKV_CORRUPTION,
 						  "malformed %s block at offset %llu of %s",
 						  block_what[kind], (unsigned long long) offset, r->path);
+}
+
+/*
+ * The partition that holds the first entry >= internal key target (its
+ * last key is >= target).  *found is false when every entry is below it.
+ * Returns NOKV_OK or an error code.
+ */
+static int
+seek_part(nokv_sst_reader *r, const char *target, size_t tlen, sst_part *part,
+		  bool *found, nokv_error *err)
+{
+	sst_block	blk;
+	nokv_block_iter it;
+	const char *v;
+	size_t		vlen;
+	int			rc;
+
+	*found = true;
+	if (r->footer.version < 2)
+	{
+		single_part(r, part);
+		return NOKV_OK;
+	}
+	if ((rc = block_get(r, &r->footer.index, BK_TOP, true, &blk, err)) != NOKV_OK)
+		return rc;
+	nokv_block_iter_init(&it);
+	nokv_block_iter_set(&it, blk.data, blk.len);
+	nokv_block_iter_seek(&it, target, tlen);
+	if (nokv_block_iter_valid(&it))
+	{
+		v = nokv_block_iter_value(&it, &vlen);
+		rc = decode_part(r, v, vlen, part, err);
+	}
+	else
+	{
+		*found = false;
+		if (it.corrupt)
+			rc = block_corrupt(r, BK_TOP, r->footer.index.offset, err);
+	}
+	block_put(r, &blk);
+	nokv_block_iter_free(&it);
+	return rc;
 }
 
 /* ---------- open / close ---------- */
@@ -382,6 +425,7 @@ nokv_sst_get(nokv_sst_reader *r, const char *lkey, size_t lkey_len,
 	nokv_block_iter it;
 	nokv_block_handle h;
 	sst_part	part;
+	bool		found;
 	const char *k,
 			   *v;
 	size_t		klen,
@@ -402,34 +446,12 @@ nokv_sst_get(nokv_sst_reader *r, const char *lkey, size_t lkey_len,
 	nokv_block_iter_init(&it);
 
 	/* top level: the first partition whose last key is >= target */
-	if (r->footer.version >= 2)
+	rc = seek_part(r, target, tlen, &part, &found, err);
+	if (rc != NOKV_OK || !found)
 	{
-		rc = block_get(r, &r->footer.index, BK_TOP, true, &blk, err);
-		if (rc != NOKV_OK)
-		{
-			result = -rc;
-			goto done;
-		}
-		nokv_block_iter_set(&it, blk.data, blk.len);
-		nokv_block_iter_seek(&it, target, tlen);
-		if (!nokv_block_iter_valid(&it))
-		{
-			if (it.corrupt)
-				result = -block_corrupt(r, BK_TOP, r->footer.index.offset, err);
-			block_put(r, &blk);
-			goto done;
-		}
-		v = nokv_block_iter_value(&it, &vlen);
-		rc = decode_part(r, v, vlen, &part, err);
-		block_put(r, &blk);
-		if (rc != NOKV_OK)
-		{
-			result = -rc;
-			goto done;
-		}
+		result = -rc;
+		goto done;
 	}
-	else
-		single_part(r, &part);
 
 	if (part.filter.size)
 	{
@@ -538,29 +560,13 @@ nokv_sst_approximate_offset(nokv_sst_reader *r, const char *ikey, size_t len,
 	size_t		vlen;
 	int			rc = NOKV_OK;
 
+	bool		found;
+
 	*offset = r->footer.meta_offset;
 	nokv_block_iter_init(&it);
-	if (r->footer.version >= 2)
-	{
-		if ((rc = block_get(r, &r->footer.index, BK_TOP, true, &blk, err)) != NOKV_OK)
-			goto done;
-		nokv_block_iter_set(&it, blk.data, blk.len);
-		nokv_block_iter_seek(&it, ikey, len);
-		if (!nokv_block_iter_valid(&it))
-		{
-			if (it.corrupt)
-				rc = block_corrupt(r, BK_TOP, r->footer.index.offset, err);
-			block_put(r, &blk);
-			goto done;
-		}
-		v = nokv_block_iter_value(&it, &vlen);
-		rc = decode_part(r, v, vlen, &part, err);
-		block_put(r, &blk);
-		if (rc != NOKV_OK)
-			goto done;
-	}
-	else
-		single_part(r, &part);
+	rc = seek_part(r, ikey, len, &part, &found, err);
+	if (rc != NOKV_OK || !found)
+		goto done;
 	if ((rc = block_get(r, &part.index, BK_INDEX, true, &blk, err)) != NOKV_OK)
 		goto done;
 	nokv_block_iter_set(&it, blk.data, blk.len);
