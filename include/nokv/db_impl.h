@@ -270,6 +270,8 @@ typedef struct nokv_view
 
 /* take a view: memtables pinned, version referenced */
 void		nokv_view_acquire(nokv_db *db, nokv_view *v);
+/* drop memtable i (newest first) from the view, unpinning it */
+void		nokv_view_drop_memtable(nokv_db *db, nokv_view *v, int i);
 /* drop pins (if held) and the version reference */
 void		nokv_view_release(nokv_db *db, nokv_view *v);
 

@@ -627,7 +627,9 @@ memtable_child(nokv_iter *di, nokv_off mt)
  * Merge every source of a fresh view into di->it and gather tombstones.
  * Sources whose keys all lie outside the iterator's bounds are left out
  * (their range tombstones, which may reach into the bounds, are kept): a
- * bounded iterator costs what the sources it can see cost.
+ * bounded iterator costs what the sources it can see cost.  Memtables left
+ * out leave the view as well, so the iterator does not hold them back from
+ * recycling and, when none is left, each call re-pins nothing.
  */
 static void
 iter_build(nokv_iter *di)
@@ -640,7 +642,7 @@ iter_build(nokv_iter *di)
 	nokv_view_acquire(db, &di->view);
 	v = di->view.version;
 	children = nokv_calloc(di->view.nmem + v->nfiles[0] + NOKV_MAX_LEVELS, sizeof(nokv_iiter *));
-	for (int i = 0; i < di->view.nmem; i++)
+	for (int i = 0; i < di->view.nmem;)
 	{
 		nokv_off	mt = db->hdr->slots[di->view.mem_slot[i]].mt;
 		nokv_range_tombstone *ts = NULL;
@@ -648,11 +650,17 @@ iter_build(nokv_iter *di)
 
 		nokv_iiter *child = memtable_child(di, mt);
 
-		if (child != NULL)
-			children[n++] = child;
+		/* tombstones are copied out: they need no pin */
 		if (nokv_memtable_tombstones(&db->ctx, mt) > 0 &&
 			nokv_memtable_range_tombstones(&db->ctx, mt, &ts, &nts) == NOKV_OK)
 			add_tombstones(di, ts, nts);
+		if (child != NULL)
+		{
+			children[n++] = child;
+			i++;
+		}
+		else
+			nokv_view_drop_memtable(db, &di->view, i);
 	}
 	for (int level = 0; level < db->hdr->opts.num_levels && di->err.code == NOKV_OK; level++)
 		for (int i = 0; i < v->nfiles[level]; i++)

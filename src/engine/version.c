@@ -699,6 +699,12 @@ nokv_view_repin(nokv_db *db, nokv_view *view)
 
 	if (view->pinned)
 		return true;
+	if (view->nmem == 0)
+	{
+		/* nothing to re-pin, no lock to take: the version reference stays */
+		view->pinned = true;
+		return true;
+	}
 	/* shared MEMTABLES: a slot cannot be reset between the check and the pin */
 	nokv_lock(&db->platform, NOKV_LOCK_MEMTABLES, false);
 	for (int i = 0; i < view->nmem && same; i++)
@@ -711,6 +717,26 @@ nokv_view_repin(nokv_db *db, nokv_view *view)
 	}
 	nokv_unlock(&db->platform, NOKV_LOCK_MEMTABLES);
 	return same;
+}
+
+/*
+ * Drop memtable i from a pinned view: a reader that will never look at it
+ * (no key of its bounds there) need not hold it back from being recycled,
+ * nor pay for re-pinning it.
+ */
+void
+nokv_view_drop_memtable(nokv_db *db, nokv_view *view, int i)
+{
+	nokv_mt_slot *s = &db->hdr->slots[view->mem_slot[i]];
+
+	if (view->pinned && atomic_fetch_sub(&s->pins, 1) == 1 && s->state == NOKV_MT_RETIRED)
+		nokv_cond_broadcast(&db->platform, NOKV_COND_STALL);
+	for (int j = i + 1; j < view->nmem; j++)
+	{
+		view->mem_slot[j - 1] = view->mem_slot[j];
+		view->mem_gen[j - 1] = view->mem_gen[j];
+	}
+	view->nmem--;
 }
 
 void

@@ -2027,6 +2027,79 @@ out:
 	free(dir);
 }
 
+/*
+ * A bounded iterator leaves out (and unpins) memtables with no key in its
+ * bounds.  Their range tombstones must still apply, and recycling those
+ * memtables under the open iterator must not disturb it.
+ */
+static void
+test_bounded_iterator_sources(void)
+{
+	char	   *dir = tap_tmpdir("api-bounded");
+	nokv_options o;
+	nokv_db    *db;
+	nokv_read_options ro;
+	nokv_iter  *it;
+	nokv_error	err;
+	int			steps = 0;
+	bool		order = true;
+
+	small_options(&o);
+	db = open_or_diag(&o, dir);
+	if (!ok(db != NULL, "open for the bounded-source tests"))
+		goto out;
+	put_range(db, NOKV_CF_DEFAULT, 0, 20, "d");
+	ok(flush_everything(db), "r00..r19 flushed to a table");
+	/* the memtable: a point key above the bounds and a tombstone inside them */
+	put_str(db, NOKV_CF_DEFAULT, "z", "outside");
+	ok(delete_range_str(db, NOKV_CF_DEFAULT, "r05", "r08") == NOKV_OK, "delete_range [r05, r08) in the memtable");
+
+	nokv_read_options_init(&ro);
+	ro.lower_bound = "r";
+	ro.lower_len = 1;
+	ro.upper_bound = "s";
+	ro.upper_len = 1;
+	ok(dump_is(db, &ro, NOKV_CF_DEFAULT,
+			   "r00=d00,r01=d01,r02=d02,r03=d03,r04=d04,r08=d08,r09=d09,r10=d10,r11=d11,"
+			   "r12=d12,r13=d13,r14=d14,r15=d15,r16=d16,r17=d17,r18=d18,r19=d19,"),
+	   "a memtable left out for its point keys still contributes its tombstone");
+
+	it = nokv_iter_new(db, &ro, NOKV_CF_DEFAULT);
+	if (!ok(it != NULL, "bounded iterator [r, s)"))
+		goto close;
+	nokv_iter_seek_to_first(it);
+	ok(iter_at(it, "r00", "d00", "first"), "it starts at r00");
+	/* recycle the memtables it left out, and write inside its bounds */
+	put_str(db, NOKV_CF_DEFAULT, "r02", "new");
+	ok(flush_everything(db), "rotate and flush under it");
+	put_str(db, NOKV_CF_DEFAULT, "r03", "newer");
+	ok(flush_everything(db), "and again");
+	for (nokv_iter_next(it); nokv_iter_valid(it); nokv_iter_next(it))
+	{
+		size_t		kl,
+					vl;
+		const char *k = nokv_iter_key(it, &kl);
+		const char *v = nokv_iter_value(it, &vl);
+
+		steps++;
+		order &= kl == 3 && vl == 3 && k[0] == 'r' && v[0] == 'd' && memcmp(k + 1, v + 1, 2) == 0 &&
+			!(memcmp(k, "r05", 3) >= 0 && memcmp(k, "r08", 3) < 0);
+	}
+	ok(nokv_iter_status(it, &err) == NOKV_OK, "no error after the recycling");
+	is_int(steps, 16, "the open iterator saw the rest of its view, without the deleted range");
+	ok(order, "... with the old values, in order");
+	nokv_iter_free(it);
+	ok(dump_is(db, &ro, NOKV_CF_DEFAULT,
+			   "r00=d00,r01=d01,r02=new,r03=newer,r04=d04,r08=d08,r09=d09,r10=d10,r11=d11,"
+			   "r12=d12,r13=d13,r14=d14,r15=d15,r16=d16,r17=d17,r18=d18,r19=d19,"),
+	   "a new iterator sees the new values");
+close:
+	nokv_close(db);
+out:
+	tap_rmdir(dir);
+	free(dir);
+}
+
 /* ---------- background threads ---------- */
 
 static void
@@ -2113,6 +2186,7 @@ main(void)
 	test_external_log();
 	test_compaction_filter();
 	test_approximate_size();
+	test_bounded_iterator_sources();
 	test_background_threads();
 	return tap_done();
 }
