@@ -70,8 +70,11 @@ bench_workspace
 
 # ---------- the instance ----------
 
+# Heap caches its table in shared_buffers, nokv in its block cache: each
+# gets the same 256 MB (the indexes of both live in shared_buffers).
 bench_initdb <<EOF
 shared_buffers = 256MB
+nokv.block_cache_size = 256MB
 nokv.memtable_size = 64MB
 fsync = on
 max_wal_size = 4GB

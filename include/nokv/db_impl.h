@@ -247,6 +247,17 @@ struct nokv_db
 	nokv_wal   *wal;			/* NULL in external-log mode */
 	nokv_manifest_writer *manifest; /* opened lazily by the writing process */
 
+	/*
+	 * The splice of this handle's last memtable insert, reused by its next
+	 * write when that goes to the same memtable (slot and generation):
+	 * one backend's rows arrive in key order across statements too.
+	 * Threads sharing a handle take it in turn; a busy hint is skipped.
+	 */
+	atomic_bool write_hint_busy;
+	int			write_hint_slot;
+	uint64_t	write_hint_gen;
+	nokv_mt_hint write_hint;
+
 	/* standalone only */
 	bool		owns_region;
 	bool		inline_background;	/* make room itself when a write stalls */

@@ -59,7 +59,9 @@ int			nokv_memtable_add(nokv_ctx *ctx, nokv_off mt,
  * a key far above costs about what a search from the head does.  Any key
  * order stays correct.
  * A hint belongs to one memtable and must not outlive its contents (a
- * reset): the engine keeps one for the length of one batch.
+ * reset): the engine keeps one per handle and memtable generation.  The
+ * stored value is v1 followed by v2 (a header and a payload need no
+ * intermediate copy).
  */
 #define NOKV_MT_HINT_LEVELS 20
 typedef struct nokv_mt_hint
@@ -73,7 +75,8 @@ typedef struct nokv_mt_hint
 
 int			nokv_memtable_add_hinted(nokv_ctx *ctx, nokv_off mt,
 									 const char *ikey, size_t ikey_len,
-									 const char *value, size_t value_len,
+									 const char *v1, size_t l1,
+									 const char *v2, size_t l2,
 									 nokv_mt_hint *hint);
 
 int			nokv_memtable_add_range_tombstone(nokv_ctx *ctx, nokv_off mt,

@@ -680,21 +680,43 @@ report_wait(nokv_db *db, int event)
  * is one version there).
  */
 static int
-apply_batch(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t first, bool one_version,
+apply_batch(nokv_db *db, nokv_mt_slot *slot, const nokv_batch *b, uint64_t first, bool one_version,
 			nokv_error *err)
 {
+	nokv_off	mt = slot->mt;
 	const char *p = b->rep.data;
 	const char *end = p + b->rep.len;
 	nokv_batch_entry e;
-	char		stack[STACK_KEY_BUF + 2048];
+	char		stack[STACK_KEY_BUF];
 	uint64_t	version = first;
-	nokv_mt_hint hint = {0};	/* batches are often in key order */
+	nokv_mt_hint local_hint = {0};
+	nokv_mt_hint *hint = &local_hint;
+	bool		expected = false;
+	bool		own_hint;
+	uint64_t	written[NOKV_CF_COUNT] = {0};
+	int			rc = NOKV_OK;
 	int			r;
+
+	/*
+	 * Batches, and one handle's successive batches, are often in key
+	 * order: keep the splice of the last insert while the memtable is the
+	 * same (a reset bumps the slot's generation; the slot cannot be reset
+	 * while we write to it).
+	 */
+	own_hint = atomic_compare_exchange_strong(&db->write_hint_busy, &expected, true);
+	if (own_hint)
+	{
+		hint = &db->write_hint;
+		if (db->write_hint_slot != (int) (slot - db->hdr->slots) || db->write_hint_gen != slot->gen)
+		{
+			memset(hint, 0, sizeof(*hint));
+			db->write_hint_slot = (int) (slot - db->hdr->slots);
+			db->write_hint_gen = slot->gen;
+		}
+	}
 
 	while ((r = nokv_batch_next(&p, end, &e)) == 1)
 	{
-		int			rc;
-
 		if (e.op == NOKV_KIND_RANGE_DELETE)
 		{
 			nokv_range_tombstone t = {
@@ -707,26 +729,36 @@ apply_batch(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t first, bool 
 		else
 		{
 			size_t		klen = nokv_ikey_size(e.klen);
-			size_t		hlen = nokv_value_header_size(e.expires_at_ms);
-			size_t		vlen = e.op == NOKV_KIND_PUT ? e.vlen + hlen : 0;
-			char	   *buf = klen + vlen <= sizeof(stack) ? stack : nokv_malloc(klen + vlen);
+			char		vhdr[1 + NOKV_MAX_VARINT64];
+			size_t		hlen = 0;
+			char	   *buf = klen <= sizeof(stack) ? stack : nokv_malloc(klen);
 
 			nokv_ikey_encode(buf, e.cf, e.key, e.klen, version, e.op);
-			if (vlen)
+			if (e.op == NOKV_KIND_PUT)
 			{
-				nokv_value_header_encode(buf + klen, 0, e.expires_at_ms);
-				memcpy(buf + klen + hlen, e.val, e.vlen);
+				hlen = nokv_value_header_size(e.expires_at_ms);
+				nokv_value_header_encode(vhdr, 0, e.expires_at_ms);
 			}
-			rc = nokv_memtable_add_hinted(&db->ctx, mt, buf, klen, buf + klen, vlen, &hint);
+			rc = nokv_memtable_add_hinted(&db->ctx, mt, buf, klen, vhdr, hlen,
+										  e.op == NOKV_KIND_PUT ? e.val : NULL,
+										  e.op == NOKV_KIND_PUT ? e.vlen : 0, hint);
 			if (buf != stack)
 				free(buf);
 		}
 		if (rc != NOKV_OK)
-			return nokv_error_set(err, rc, "memtable insert failed (reserved space exhausted)");
-		atomic_fetch_add_explicit(&db->hdr->stats.cf_writes[e.cf], 1, memory_order_relaxed);
+			break;
+		written[e.cf]++;
 		if (!one_version)
 			version++;
 	}
+	if (own_hint)
+		atomic_store(&db->write_hint_busy, false);
+	if (rc != NOKV_OK)
+		return nokv_error_set(err, rc, "memtable insert failed (reserved space exhausted)");
+	/* one shared-counter update per column family, not per entry */
+	for (int cf = 0; cf < NOKV_CF_COUNT; cf++)
+		if (written[cf] > 0)
+			atomic_fetch_add_explicit(&db->hdr->stats.cf_writes[cf], written[cf], memory_order_relaxed);
 	if (r < 0)
 		return nokv_error_set(err, NOKV_CORRUPTION, "malformed write batch");
 	return NOKV_OK;
@@ -965,7 +997,7 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 	atomic_fetch_add(&slot->writers, 1);
 	nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
 
-	rc = apply_batch(db, slot->mt, b, first, external, err);
+	rc = apply_batch(db, slot, b, first, external, err);
 	atomic_fetch_sub(&slot->reserved, cost);
 	atomic_fetch_sub(&slot->writers, 1);
 	if (rc != NOKV_OK)
@@ -2069,7 +2101,7 @@ replay_record(void *arg, const char *payload, size_t len, nokv_error *err)
 		slot->min_version = first;
 	if (first + count - 1 > slot->max_version)
 		slot->max_version = first + count - 1;
-	r = apply_batch(db, slot->mt, &b, first, false, err);
+	r = apply_batch(db, slot, &b, first, false, err);
 	if (r != NOKV_OK)
 		return r;
 	if (first + count - 1 > rc->max_version)

@@ -329,6 +329,9 @@ mt_alloc(mt_header *hdr, size_t size)
 
 /* ---------- skiplist ---------- */
 
+/* how far past a new node the arena is prefetched for the next ones */
+#define MT_PREFETCH_BYTES	256
+
 /*
  * Find, at one level, the adjacent pair (prev, next) with prev < key <=
  * next, starting from before (which must be < key).  known_bigger is a node
@@ -385,6 +388,7 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 	uint32_t	bigger;
 	int			start_level;
 	uint32_t	off;
+	size_t		node_size;
 	mt_node    *nd;
 	char	   *kp;
 
@@ -438,10 +442,19 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 		next[i] = 0;
 	}
 
-	off = mt_alloc(m.hdr, mt_node_size(height, key->klen + key->elen, value_len));
+	node_size = mt_node_size(height, key->klen + key->elen, value_len);
+	off = mt_alloc(m.hdr, node_size);
 	if (off == 0)
 		return NOKV_NO_SPACE;
 	nd = mt_node_at(m.arena, off);
+
+	/*
+	 * The arena is filled in order: ask for the lines the next nodes will
+	 * take now, so that writing them later does not stall the linking
+	 * CAS, which waits for every store before it.
+	 */
+	for (size_t ahead = 0; ahead < MT_PREFETCH_BYTES; ahead += 64)
+		__builtin_prefetch((char *) nd + node_size + ahead, 1, 3);
 	nd->key_len = (uint32_t) key->klen;
 	nd->value_len = (uint32_t) (key->elen + value_len);
 	nd->height = (uint32_t) height;
@@ -709,7 +722,8 @@ nokv_memtable_add(nokv_ctx *ctx, nokv_off mt,
 int
 nokv_memtable_add_hinted(nokv_ctx *ctx, nokv_off mt,
 						 const char *ikey, size_t ikey_len,
-						 const char *value, size_t value_len,
+						 const char *v1, size_t l1,
+						 const char *v2, size_t l2,
 						 nokv_mt_hint *hint)
 {
 	mt_key		key;
@@ -722,8 +736,9 @@ nokv_memtable_add_hinted(nokv_ctx *ctx, nokv_off mt,
 		hint->base = ctx->base;
 		hint->mt = mt;
 	}
-	key = mt_key_make(ikey, ikey_len, NULL, 0);
-	return mt_insert(mt_resolve(ctx, mt), MT_POINTS, &key, value, value_len, hint);
+	/* a point entry's key extension is not compared: it carries v1 */
+	key = mt_key_make(ikey, ikey_len, v1, l1);
+	return mt_insert(mt_resolve(ctx, mt), MT_POINTS, &key, v2, l2, hint);
 }
 
 /* seek keys up to this size are built on the stack */

@@ -376,18 +376,33 @@ test_hinted(void)
 			run = n - i;
 		qsort(all + i, run, sizeof(kv), kv_cmp);
 		for (int j = i; j < i + run; j++)
-			if (nokv_memtable_add_hinted(&r.ctx, MT_OFF, all[j].k, all[j].klen, "v", 1, &hint) != NOKV_OK)
+			if (nokv_memtable_add_hinted(&r.ctx, MT_OFF, all[j].k, all[j].klen, "va", 2, "lue", 3,
+										 &hint) != NOKV_OK)
 				tap_bail("hinted insert failed");
 		i += run;
 	}
 	check_contents(&r, all, n, "hinted");
+	{
+		nokv_iiter *it = nokv_memtable_iter_new(&r.ctx, MT_OFF);
+		bool		joined = true;
+
+		for (nokv_iiter_seek_to_first(it); nokv_iiter_valid(it); nokv_iiter_next(it))
+		{
+			size_t		vlen;
+			const char *v = nokv_iiter_value(it, &vlen);
+
+			joined &= vlen == 5 && memcmp(v, "value", 5) == 0;
+		}
+		nokv_iiter_destroy(it);
+		ok(joined, "hinted: a value given in two parts is stored joined");
+	}
 
 	/* the same hint handed to another memtable starts afresh there */
 	{
 		region		r2;
 
 		region_init(&r2, 1 << 16);
-		ok(nokv_memtable_add_hinted(&r2.ctx, MT_OFF, all[0].k, all[0].klen, "v", 1, &hint) == NOKV_OK &&
+		ok(nokv_memtable_add_hinted(&r2.ctx, MT_OFF, all[0].k, all[0].klen, NULL, 0, "v", 1, &hint) == NOKV_OK &&
 		   nokv_memtable_entries(&r2.ctx, MT_OFF) == 1, "a hint of another memtable is reset");
 		free(r2.mem);
 	}
