@@ -276,12 +276,15 @@ struct nokv_iter
 	nokv_buf	cur_ikey;		/* forward only: where to re-position */
 	nokv_buf	cur_key;		/* lookup key */
 	/*
-	 * The payload, not copied: it points into the entry the internal
-	 * iterator is on (a pinned block or memtable), di->big or
-	 * saved_value, all of which stay put until the next operation.
+	 * The payload.  It points into the block the internal iterator is on
+	 * (the iterator holds the block's cache pin until it moves), di->big
+	 * or saved_value, all of which stay put until the next operation; a
+	 * value in a memtable is copied to cur_copy, since memtables are
+	 * pinned only inside a call and may be recycled after it.
 	 */
 	const char *cur_vdata;
 	size_t		cur_vlen;
+	nokv_buf	cur_copy;
 	uint64_t	cur_version;
 	uint64_t	cur_expires;
 	uint64_t	saved_expires;
@@ -423,6 +426,22 @@ resolve(nokv_iter *di, const nokv_ikey_view *kv, nokv_value_view *vv)
 	return true;
 }
 
+/* does p point into one of the memtables of the iterator's view? */
+static bool
+in_view_memtable(nokv_iter *di, const char *p)
+{
+	for (int i = 0; i < di->view.nmem; i++)
+	{
+		nokv_off	mt = di->db->hdr->slots[di->view.mem_slot[i]].mt;
+		const char *start = nokv_ptr(&di->db->ctx, mt);
+
+		if (p >= start &&
+			p < start + nokv_memtable_header_size() + nokv_memtable_arena_size(&di->db->ctx, mt))
+			return true;
+	}
+	return false;
+}
+
 static void
 find_next_user_entry(nokv_iter *di, bool skipping)
 {
@@ -482,6 +501,12 @@ find_next_user_entry(nokv_iter *di, bool skipping)
 					nokv_buf_append(&di->cur_key, kv.lkey, kv.lkey_len);
 					di->cur_vdata = vv.payload;
 					di->cur_vlen = vv.payload_len;
+					if (in_view_memtable(di, vv.payload))
+					{
+						nokv_buf_reset(&di->cur_copy);
+						nokv_buf_append(&di->cur_copy, vv.payload, vv.payload_len);
+						di->cur_vdata = di->cur_copy.data;
+					}
 					di->cur_version = kv.version;
 					di->cur_expires = vv.expires_at_ms;
 					di->advanced = false;
@@ -838,6 +863,7 @@ nokv_iter_free(nokv_iter *di)
 	nokv_buf_free(&di->saved_value);
 	nokv_buf_free(&di->cur_ikey);
 	nokv_buf_free(&di->cur_key);
+	nokv_buf_free(&di->cur_copy);
 	nokv_buf_free(&di->scratch);
 	nokv_buf_free(&di->big);
 	free(di);

@@ -2100,6 +2100,58 @@ out:
 	free(dir);
 }
 
+/*
+ * An iterator unpins memtables between calls, so a flushed memtable can be
+ * recycled while the caller still holds the value of the entry it stands
+ * on: that value must not point into the memtable.
+ */
+static void
+test_iterator_value_outlives_memtable(void)
+{
+	char	   *dir = tap_tmpdir("api-recycle");
+	nokv_options o;
+	nokv_db    *db;
+	nokv_iter  *it;
+	nokv_error	err;
+	const char *v;
+	size_t		vlen;
+	char		filler[512];
+
+	small_options(&o);
+	db = open_or_diag(&o, dir);
+	if (!ok(db != NULL, "open for the recycling test"))
+		goto out;
+	put_str(db, NOKV_CF_DEFAULT, "a", "the value of a, in a memtable");
+	it = nokv_iter_new(db, NULL, NOKV_CF_DEFAULT);
+	if (!ok(it != NULL, "iterator"))
+		goto close;
+	nokv_iter_seek_to_first(it);
+	ok(iter_at(it, "a", "the value of a, in a memtable", "on a"), "the iterator stands on a");
+	/* flush it, then cycle every memtable slot with other data */
+	memset(filler, 'x', sizeof(filler));
+	ok(flush_everything(db), "a flushed");
+	for (int round = 0; round < 2 * o.max_memtables; round++)
+	{
+		for (int i = 0; i < 1500; i++)
+		{
+			char		k[32];
+
+			snprintf(k, sizeof(k), "z%02d-%05d", round, i);
+			nokv_put(db, NOKV_CF_DEFAULT, k, strlen(k), filler, sizeof(filler), &err);
+		}
+		flush_everything(db);
+	}
+	v = nokv_iter_value(it, &vlen);
+	ok(vlen == strlen("the value of a, in a memtable") && memcmp(v, "the value of a, in a memtable", vlen) == 0,
+	   "its value is intact after the memtable was recycled");
+	nokv_iter_free(it);
+close:
+	nokv_close(db);
+out:
+	tap_rmdir(dir);
+	free(dir);
+}
+
 /* ---------- background threads ---------- */
 
 static void
@@ -2187,6 +2239,7 @@ main(void)
 	test_compaction_filter();
 	test_approximate_size();
 	test_bounded_iterator_sources();
+	test_iterator_value_outlives_memtable();
 	test_background_threads();
 	return tap_done();
 }
