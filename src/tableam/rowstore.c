@@ -258,8 +258,8 @@ registry_key(char *key, Oid dboid, uint64 tableid)
 }
 
 /* write b to the engine (through PostgreSQL's WAL) and free it */
-static void
-write_batch(nokv_batch *b)
+void
+rows_write_batch(nokv_batch *b)
 {
 	PG_TRY();
 	{
@@ -272,8 +272,8 @@ write_batch(nokv_batch *b)
 	PG_END_TRY();
 }
 
-static nokv_batch *
-new_batch(void)
+nokv_batch *
+rows_new_batch(void)
 {
 	nokv_batch *b = nokv_batch_new();
 
@@ -286,7 +286,7 @@ static void
 registry_add(Oid dboid, uint64 tableid)
 {
 	char		key[REGISTRY_KEY_LEN];
-	nokv_batch *b = new_batch();
+	nokv_batch *b = rows_new_batch();
 
 	registry_key(key, dboid, tableid);
 	if (nokv_batch_put(b, ROW_CF, key, REGISTRY_KEY_LEN, "", 0) != NOKV_OK)
@@ -294,7 +294,7 @@ registry_add(Oid dboid, uint64 tableid)
 		nokv_batch_free(b);
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	}
-	write_batch(b);
+	rows_write_batch(b);
 }
 
 /*
@@ -945,7 +945,7 @@ rows_drop_range(uint64 tableid)
 void
 rows_drop_range_of(Oid dboid, uint64 tableid)
 {
-	nokv_batch *b = new_batch();
+	nokv_batch *b = rows_new_batch();
 	char		lo[ROW_KEY_LEN];
 	char		hi[ROW_KEY_LEN];
 	char		reg[REGISTRY_KEY_LEN];
@@ -959,7 +959,7 @@ rows_drop_range_of(Oid dboid, uint64 tableid)
 		nokv_batch_free(b);
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	}
-	write_batch(b);
+	rows_write_batch(b);
 }
 
 /* ---------- iteration ---------- */

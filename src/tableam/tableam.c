@@ -595,31 +595,6 @@ batch_put(nokv_batch *b, const char *key, StringInfo val)
 				 errmsg("nokv row of %d bytes is too large", val->len)));
 }
 
-/* write b to the engine (through PostgreSQL's WAL) and free it */
-static void
-batch_write(nokv_batch *b)
-{
-	PG_TRY();
-	{
-		nokv_xlog_write_ext(nokv_engine(), b, false);
-	}
-	PG_FINALLY();
-	{
-		nokv_batch_free(b);
-	}
-	PG_END_TRY();
-}
-
-static nokv_batch *
-batch_new(void)
-{
-	nokv_batch *b = nokv_batch_new();
-
-	if (b == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	return b;
-}
-
 static void
 nokv_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options,
 				  struct BulkInsertStateData *bistate)
@@ -635,7 +610,7 @@ nokv_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options
 	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
 	rowid = rows_allocate(rel, 1);
 	row_key(key, tableid, rowid);
-	b = batch_new();
+	b = rows_new_batch();
 	PG_TRY();
 	{
 		row_put_data(b, key, cid, mt);
@@ -646,7 +621,7 @@ nokv_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	batch_write(b);
+	rows_write_batch(b);
 	pfree(mt);
 	tid_from_rowid(&slot->tts_tid, rowid);
 	slot->tts_tableOid = RelationGetRelid(rel);
@@ -667,7 +642,7 @@ nokv_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId ci
 	nokv_mvcc_prepare_write();
 	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
 	rowid = rows_allocate(rel, nslots);
-	b = batch_new();
+	b = rows_new_batch();
 	PG_TRY();
 	{
 		for (int i = 0; i < nslots; i++)
@@ -682,8 +657,8 @@ nokv_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId ci
 				nokv_batch *full = b;
 
 				b = NULL;
-				batch_write(full);
-				b = batch_new();
+				rows_write_batch(full);
+				b = rows_new_batch();
 			}
 			row_put_data(b, key, cid, mt);
 			pfree(mt);
@@ -698,7 +673,7 @@ nokv_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId ci
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	batch_write(b);
+	rows_write_batch(b);
 	pgstat_count_heap_insert(rel, nslots);
 }
 
@@ -977,7 +952,7 @@ nokv_tuple_delete(Relation rel, ItemPointer tid, CommandId cid, Snapshot snapsho
 			result = TM_BeingModified;
 		if (result == TM_Ok)
 		{
-			nokv_batch *b = batch_new();
+			nokv_batch *b = rows_new_batch();
 			StringInfoData val;
 			char		key[ROW_KEY_LEN];
 
@@ -987,7 +962,7 @@ nokv_tuple_delete(Relation rel, ItemPointer tid, CommandId cid, Snapshot snapsho
 							  GetCurrentFullTransactionId(), cid, 0, 0);
 			row_key(key, c.tableid, c.rowid);
 			batch_put(b, key, &val);
-			batch_write(b);
+			rows_write_batch(b);
 			pfree(val.data);
 			pgstat_count_heap_delete(rel);
 		}
@@ -1076,7 +1051,7 @@ nokv_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandI
 			result = TM_BeingModified;
 		if (result == TM_Ok)
 		{
-			nokv_batch *b = batch_new();
+			nokv_batch *b = rows_new_batch();
 			StringInfoData val;
 			char		key[ROW_KEY_LEN];
 			uint64		newrow;
@@ -1095,7 +1070,7 @@ nokv_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandI
 			row_key(key, c.tableid, newrow);
 			batch_put(b, key, &val);
 
-			batch_write(b);
+			rows_write_batch(b);
 
 			/*
 			 * Running key-share lockers (FK checks) keep their lock on the new
@@ -1112,16 +1087,16 @@ nokv_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandI
 					continue;
 				if (b != NULL)
 				{
-					batch_write(b);
+					rows_write_batch(b);
 					b = NULL;
 				}
-				b = batch_new();
+				b = rows_new_batch();
 				resetStringInfo(&val);
 				row_encode_marker(&val, ROW_VH_LOCK, m->fxid, m->cid, m->mode, 0);
 				batch_put(b, key, &val);
 			}
 			if (b != NULL)
-				batch_write(b);
+				rows_write_batch(b);
 			pfree(val.data);
 			tid_from_rowid(&slot->tts_tid, newrow);
 			slot->tts_tableOid = RelationGetRelid(rel);
@@ -1143,7 +1118,7 @@ nokv_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandI
 static void
 lock_forward(RowClaim *c, uint64 forward, CommandId cid, LockTupleMode mode)
 {
-	nokv_batch *b = batch_new();
+	nokv_batch *b = rows_new_batch();
 	StringInfoData val;
 	char		key[ROW_KEY_LEN];
 
@@ -1154,7 +1129,7 @@ lock_forward(RowClaim *c, uint64 forward, CommandId cid, LockTupleMode mode)
 	PG_TRY();
 	{
 		batch_put(b, key, &val);
-		batch_write(b);
+		rows_write_batch(b);
 	}
 	PG_FINALLY();
 	{
@@ -1186,7 +1161,7 @@ nokv_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot
 			{
 				if (!c.own_lock_enough)
 				{
-					nokv_batch *b = batch_new();
+					nokv_batch *b = rows_new_batch();
 					StringInfoData val;
 					char		key[ROW_KEY_LEN];
 
@@ -1195,7 +1170,7 @@ nokv_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot
 									  (uint8) mode, 0);
 					row_key(key, c.tableid, c.rowid);
 					batch_put(b, key, &val);
-					batch_write(b);
+					rows_write_batch(b);
 					pfree(val.data);
 				}
 				rows_unlock_row(c.tableid, c.rowid);
