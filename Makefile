@@ -40,7 +40,8 @@ ENGINE_LIB = build/release/libnokv_engine.a
 PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src/extension
 # the extension is warning-free with PostgreSQL's own warning set
 PG_CFLAGS = -Werror
-SHLIB_LINK = $(ENGINE_LIB) -llz4 -lpthread
+# bind the engine's calls to itself inside nokv.so: no PLT hop, nothing interposed
+SHLIB_LINK = $(ENGINE_LIB) -llz4 -lpthread -Wl,-Bsymbolic-functions
 
 EXTRA_CLEAN = tmp_check tmp_check_iso output_iso
 

@@ -29,6 +29,20 @@ struct nokv_batch
 	uint64_t	user_bytes;		/* key + value bytes, for statistics */
 	size_t		max_key;		/* longest key or end key */
 	size_t		last_op;		/* offset of the last entry's op byte */
+
+	/*
+	 * Kept up to date as entries are added, so the write path needs no pass
+	 * over the batch for them: the memtable space the entries can take at
+	 * most (nokv_memtable_entry_cost), and whether some entry is not above
+	 * the one before it in (point before range, cf, key) order; a batch
+	 * still in that order has no key twice.  last_key is an offset into rep.
+	 */
+	size_t		mem_cost;
+	bool		unsorted;
+	bool		last_range;
+	int			last_cf;
+	size_t		last_key;
+	size_t		last_klen;
 };
 
 typedef struct nokv_batch_entry

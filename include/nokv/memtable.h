@@ -62,6 +62,11 @@ int			nokv_memtable_add(nokv_ctx *ctx, nokv_off mt,
  * reset): the engine keeps one per handle and memtable generation.  The
  * stored value is v1 followed by v2 (a header and a payload need no
  * intermediate copy).
+ *
+ * Entries inserted through a hint are counted in it, not in the memtable's
+ * entry count (a shared counter): nokv_memtable_hint_publish() adds them
+ * there, and must be called at the end of a run, before the memtable can
+ * be flushed or reset.
  */
 #define NOKV_MT_HINT_LEVELS 20
 typedef struct nokv_mt_hint
@@ -71,6 +76,7 @@ typedef struct nokv_mt_hint
 	uint32_t	last;			/* the node last inserted (0: none) */
 	uint32_t	prev[NOKV_MT_HINT_LEVELS];	/* its splice; prev 0: unknown */
 	uint32_t	next[NOKV_MT_HINT_LEVELS];	/* next 0: the end of the list */
+	uint32_t	unpublished;	/* entries inserted, not yet counted */
 } nokv_mt_hint;
 
 int			nokv_memtable_add_hinted(nokv_ctx *ctx, nokv_off mt,
@@ -78,6 +84,8 @@ int			nokv_memtable_add_hinted(nokv_ctx *ctx, nokv_off mt,
 									 const char *v1, size_t l1,
 									 const char *v2, size_t l2,
 									 nokv_mt_hint *hint);
+
+void		nokv_memtable_hint_publish(nokv_ctx *ctx, nokv_mt_hint *hint);
 
 int			nokv_memtable_add_range_tombstone(nokv_ctx *ctx, nokv_off mt,
 											  const nokv_range_tombstone *t);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "nokv/batch.h"
+#include "nokv/memtable.h"
 #include "nokv/nokv.h"
 #include "nokv/status.h"
 
@@ -38,6 +39,35 @@ nokv_batch_clear(nokv_batch *b)
 	b->count = 0;
 	b->user_bytes = 0;
 	b->max_key = 0;
+	b->mem_cost = 0;
+	b->unsorted = false;
+}
+
+/*
+ * Record an entry just appended (its key starts at offset key_off): its
+ * order against the entry before it, and the memtable space it can take.
+ */
+static void
+batch_track(nokv_batch *b, int op, int cf, size_t key_off, size_t klen, size_t mem_len)
+{
+	bool		range = op == NOKV_KIND_RANGE_DELETE;
+
+	if (b->count > 0 && !b->unsorted)
+	{
+		if (range != b->last_range)
+			b->unsorted = b->last_range;
+		else if (cf != b->last_cf)
+			b->unsorted = cf < b->last_cf;
+		else
+			b->unsorted = nokv_lkey_compare(b->rep.data + b->last_key, b->last_klen,
+											b->rep.data + key_off, klen) >= 0;
+	}
+	b->last_range = range;
+	b->last_cf = cf;
+	b->last_key = key_off;
+	b->last_klen = klen;
+	b->mem_cost += range ? nokv_memtable_tombstone_cost(1 + klen, mem_len)
+		: nokv_memtable_entry_cost(nokv_ikey_size(klen), mem_len);
 }
 
 static void
@@ -46,11 +76,18 @@ batch_add(nokv_batch *b, int op, int cf, const void *key, size_t klen,
 {
 	char		hdr[2] = {(char) op, (char) cf};
 
+	size_t		key_off;
+
 	b->last_op = b->rep.len;
 	nokv_buf_append(&b->rep, hdr, 2);
-	nokv_buf_append_lenprefixed(&b->rep, key, klen);
+	nokv_buf_append_varint32(&b->rep, (uint32_t) klen);
+	key_off = b->rep.len;
+	nokv_buf_append(&b->rep, key, klen);
 	if (has_val)
 		nokv_buf_append_lenprefixed(&b->rep, val, vlen);
+	batch_track(b, op, cf, key_off, klen,
+				op == NOKV_KIND_PUT ? vlen + nokv_value_header_size(0)
+				: op == NOKV_KIND_RANGE_DELETE ? 1 + vlen : 0);
 	b->count++;
 	b->user_bytes += klen + vlen;
 	if (klen > b->max_key)
@@ -73,6 +110,7 @@ nokv_batch_put2(nokv_batch *b, int cf, const void *key, size_t klen,
 				const void *v1, size_t l1, const void *v2, size_t l2)
 {
 	char		hdr[2] = {(char) NOKV_KIND_PUT, (char) cf};
+	size_t		key_off;
 
 	if (cf < 0 || cf >= NOKV_CF_COUNT || klen > NOKV_MAX_KEY_SIZE ||
 		l1 > NOKV_MAX_VALUE_SIZE || l2 > NOKV_MAX_VALUE_SIZE - l1 ||
@@ -80,10 +118,13 @@ nokv_batch_put2(nokv_batch *b, int cf, const void *key, size_t klen,
 		return NOKV_INVALID_ARGUMENT;
 	b->last_op = b->rep.len;
 	nokv_buf_append(&b->rep, hdr, 2);
-	nokv_buf_append_lenprefixed(&b->rep, key, klen);
+	nokv_buf_append_varint32(&b->rep, (uint32_t) klen);
+	key_off = b->rep.len;
+	nokv_buf_append(&b->rep, key, klen);
 	nokv_buf_append_varint32(&b->rep, (uint32_t) (l1 + l2));
 	nokv_buf_append(&b->rep, v1, l1);
 	nokv_buf_append(&b->rep, v2, l2);
+	batch_track(b, NOKV_KIND_PUT, cf, key_off, klen, l1 + l2 + nokv_value_header_size(0));
 	b->count++;
 	b->user_bytes += klen + l1 + l2;
 	if (klen > b->max_key)
@@ -105,6 +146,9 @@ nokv_batch_put_ttl(nokv_batch *b, int cf, const void *key, size_t klen,
 		return rc;
 	/* flag the op byte written by nokv_batch_put and append the expiry */
 	b->rep.data[b->last_op] |= (char) NOKV_BATCH_TTL;
+	b->mem_cost -= nokv_memtable_entry_cost(nokv_ikey_size(klen), vlen + nokv_value_header_size(0));
+	b->mem_cost += nokv_memtable_entry_cost(nokv_ikey_size(klen),
+											vlen + nokv_value_header_size(expires_at_ms));
 	nokv_buf_append(&b->rep, buf, nokv_put_varint64(buf, expires_at_ms) - buf);
 	return NOKV_OK;
 }

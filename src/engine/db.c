@@ -573,7 +573,11 @@ dup_key_cmp(const void *a, const void *b)
 	return nokv_lkey_compare(x->key, x->klen, y->key, y->klen);
 }
 
-/* does a point key (or a range start) appear twice in the batch? */
+/*
+ * Does a point key (or a range start) appear twice in the batch?  Only asked
+ * of batches not built in ascending order (b->unsorted): one in that order
+ * has every key once.
+ */
 static bool
 batch_has_duplicates(const nokv_batch *b)
 {
@@ -584,23 +588,10 @@ batch_has_duplicates(const nokv_batch *b)
 	uint32_t	n = 0;
 	bool		dup = false;
 
-	bool		ascending = true;
-
 	while (n < b->count && nokv_batch_next(&p, end, &e) == 1)
-	{
-		keys[n] = (dup_key) {
-			.cf = e.cf, .range = e.op == NOKV_KIND_RANGE_DELETE, .key = e.key, .klen = e.klen,
-		};
-		if (n > 0 && ascending && dup_key_cmp(&keys[n - 1], &keys[n]) >= 0)
-			ascending = false;
-		n++;
-	}
-	/* batches in strictly ascending key order (bulk loads) need no sort */
-	if (ascending)
-	{
-		free(keys);
-		return false;
-	}
+		keys[n++] = (dup_key) {
+		.cf = e.cf, .range = e.op == NOKV_KIND_RANGE_DELETE, .key = e.key, .klen = e.klen,
+	};
 	qsort(keys, n, sizeof(dup_key), dup_key_cmp);
 	for (uint32_t i = 1; i < n && !dup; i++)
 		dup = dup_key_cmp(&keys[i - 1], &keys[i]) == 0;
@@ -751,6 +742,7 @@ apply_batch(nokv_db *db, nokv_mt_slot *slot, const nokv_batch *b, uint64_t first
 		if (!one_version)
 			version++;
 	}
+	nokv_memtable_hint_publish(&db->ctx, hint);
 	if (own_hint)
 		atomic_store(&db->write_hint_busy, false);
 	if (rc != NOKV_OK)
@@ -814,7 +806,7 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 	if (external && !wo->log_append && wo->version == NOKV_VERSION_MAX)
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT, "version %llu is reserved",
 							  (unsigned long long) wo->version);
-	if (external && b->count > 1 && batch_has_duplicates(b))
+	if (external && b->unsorted && batch_has_duplicates(b))
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
 							  "a key appears twice in one external-log batch; all entries share one version");
 	if (!external && hdr->hotring && hdr->opts.hot_write_limit > 0)
@@ -823,7 +815,7 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 		if (rc != NOKV_OK)
 			return rc;
 	}
-	cost = batch_cost(b);
+	cost = b->mem_cost;
 	if (cost > slot_arena_size(db) / 2)
 		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
 							  "write batch of %zu bytes is too large for memtable_size %llu",

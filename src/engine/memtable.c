@@ -37,6 +37,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -327,10 +328,57 @@ mt_alloc(mt_header *hdr, size_t size)
 	return (uint32_t) old;
 }
 
+/*
+ * A process touching a page of the shared region for the first time takes a
+ * minor fault to map it in its own page tables: one per 4 KiB, about 25
+ * entries.  The arena fills in order, so the insert whose node crosses into
+ * the next MT_PREFAULT_CHUNK maps that chunk in one call instead.  Another
+ * process writing there later still faults its own way in; where the call
+ * is not available (before Linux 5.14) nothing changes.
+ */
+#define MT_PREFAULT_CHUNK	(256 * 1024)
+
+static void
+mt_prefault(mt_ref m, uint64_t from)
+{
+#ifdef MADV_POPULATE_WRITE
+	long		page_size = sysconf(_SC_PAGESIZE);
+	uintptr_t	start;
+	uintptr_t	end;
+
+	if (from >= m.hdr->arena_size || page_size <= 0)
+		return;
+	start = (uintptr_t) (m.arena + from) & ~(uintptr_t) (page_size - 1);
+	end = (uintptr_t) (m.arena + (from + MT_PREFAULT_CHUNK < m.hdr->arena_size
+								  ? from + MT_PREFAULT_CHUNK : m.hdr->arena_size));
+	(void) madvise((void *) start, end - start, MADV_POPULATE_WRITE);
+#else
+	(void) m;
+	(void) from;
+#endif
+}
+
 /* ---------- skiplist ---------- */
 
 /* how far past a new node the arena is prefetched for the next ones */
 #define MT_PREFETCH_BYTES	256
+
+/*
+ * Fetch a line we are about to write, in exclusive state.  A plain
+ * prefetch may bring it in shared (the flush worker read the previous
+ * contents of a recycled memtable), and the store then still waits for
+ * ownership.  GCC emits PREFETCHW only when told the CPU has it; x86
+ * processors without it execute the encoding as a no-op.
+ */
+static inline void
+mt_prefetch_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetchw %0" : : "m"(*(const char *) p));
+#else
+	__builtin_prefetch(p, 1, 3);
+#endif
+}
 
 /*
  * Find, at one level, the adjacent pair (prev, next) with prev < key <=
@@ -372,6 +420,13 @@ mt_find_splice(const char *arena, int list, const mt_key *key,
  * Insert a node with the given key and value.  The search runs before the
  * allocation so that re-applying entries already present (replay of an
  * external log) consumes no arena space.
+ *
+ * With a hint, the splice is built in the hint's own arrays: a level the
+ * hint already brackets is neither copied nor rewritten, so an insert that
+ * continues an ascending run stores little besides the node itself (every
+ * store before the linking CAS must drain first).  A hint whose arrays were
+ * partly overwritten by a search that did not end in an insert is marked
+ * unusable (last = 0).
  */
 _Static_assert(NOKV_MT_HINT_LEVELS == MT_MAX_HEIGHT, "a hint covers every level");
 
@@ -379,8 +434,10 @@ static inline __attribute__((always_inline)) int
 mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value_len,
 		  nokv_mt_hint *hint)
 {
-	uint32_t	prev[MT_MAX_HEIGHT];
-	uint32_t	next[MT_MAX_HEIGHT];
+	uint32_t	local_prev[MT_MAX_HEIGHT];
+	uint32_t	local_next[MT_MAX_HEIGHT];
+	uint32_t   *prev = hint != NULL ? hint->prev : local_prev;
+	uint32_t   *next = hint != NULL ? hint->next : local_next;
 	uint32_t	head = MT_HEAD(list);
 	int			list_height;
 	int			height;
@@ -405,34 +462,36 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 	 * (a higher level's next is a node of this level at or after this
 	 * level's next); the search starts there.  Nodes linked meanwhile by
 	 * others between a prev and its next are found by the linking CAS
-	 * below, which searches again from prev.
+	 * below, which searches again from prev.  A level with prev 0 is one
+	 * the list grew since the hint was taken: no node was there then.
 	 */
 	start_level = list_height;
 	if (hint != NULL && hint->last != 0 &&
 		mt_compare(list, key, mt_node_at(m.arena, hint->last)) > 0)
 	{
-		for (int i = 0; i < list_height && hint->prev[i] != 0; i++)
-			if (hint->next[i] == 0 ||
-				mt_compare(list, key, mt_node_at(m.arena, hint->next[i])) < 0)
+		for (int i = 0; i < list_height && prev[i] != 0; i++)
+			if (next[i] == 0 || mt_compare(list, key, mt_node_at(m.arena, next[i])) < 0)
 			{
 				start_level = i;
 				break;
 			}
+		for (int i = start_level; i < list_height; i++)
+			if (prev[i] == 0)
+			{
+				prev[i] = head;
+				next[i] = 0;
+			}
 	}
+	if (hint != NULL)
+		hint->last = 0;			/* until this insert completes */
 
-	/* splice at every level, top-down; an equal key means nothing to do */
-	before = head;
-	bigger = 0;
-	for (int i = list_height - 1; i >= 0; i--)
+	/* splice at every level below start_level, top-down */
+	before = start_level < list_height ? prev[start_level] : head;
+	bigger = start_level < list_height ? next[start_level] : 0;
+	for (int i = start_level - 1; i >= 0; i--)
 	{
-		if (i >= start_level)
-		{
-			/* a level the list grew since the hint: no node was there then */
-			prev[i] = hint->prev[i] != 0 ? hint->prev[i] : head;
-			next[i] = hint->prev[i] != 0 ? hint->next[i] : 0;
-		}
-		else if (mt_find_splice(m.arena, list, key, before, i, bigger, &prev[i], &next[i]))
-			return NOKV_OK;
+		if (mt_find_splice(m.arena, list, key, before, i, bigger, &prev[i], &next[i]))
+			return NOKV_OK;		/* an equal key: nothing to do */
 		before = prev[i];
 		bigger = next[i];
 	}
@@ -447,6 +506,8 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 	if (off == 0)
 		return NOKV_NO_SPACE;
 	nd = mt_node_at(m.arena, off);
+	if (off / MT_PREFAULT_CHUNK != (off + node_size) / MT_PREFAULT_CHUNK)
+		mt_prefault(m, off + node_size);
 
 	/*
 	 * The arena is filled in order: ask for the lines the next nodes will
@@ -454,7 +515,7 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 	 * CAS, which waits for every store before it.
 	 */
 	for (size_t ahead = 0; ahead < MT_PREFETCH_BYTES; ahead += 64)
-		__builtin_prefetch((char *) nd + node_size + ahead, 1, 3);
+		mt_prefetch_write((char *) nd + node_size + ahead);
 	nd->key_len = (uint32_t) key->klen;
 	nd->value_len = (uint32_t) (key->elen + value_len);
 	nd->height = (uint32_t) height;
@@ -516,17 +577,20 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 		}
 	}
 
-	atomic_fetch_add_explicit(list == MT_POINTS ? &m.hdr->entries : &m.hdr->tombstones,
-							  1, memory_order_relaxed);
+	if (hint != NULL)
+		hint->unpublished++;
+	else
+		atomic_fetch_add_explicit(list == MT_POINTS ? &m.hdr->entries : &m.hdr->tombstones,
+								  1, memory_order_relaxed);
 	if (hint != NULL)
 	{
-		int			known = list_height > height ? list_height : height;
-
-		for (int i = 0; i < MT_MAX_HEIGHT; i++)
-		{
-			hint->prev[i] = i < height ? off : i < known ? prev[i] : 0;
-			hint->next[i] = i < known ? next[i] : 0;
-		}
+		/*
+		 * The new node is the predecessor on its own levels (its next there
+		 * stays); the levels above keep the splice found.  Levels above both
+		 * heights were never set and are still 0.
+		 */
+		for (int i = 0; i < height; i++)
+			prev[i] = off;
 		hint->last = off;
 	}
 	return NOKV_OK;
@@ -732,6 +796,7 @@ nokv_memtable_add_hinted(nokv_ctx *ctx, nokv_off mt,
 		return NOKV_INVALID_ARGUMENT;
 	if (hint->mt != mt || hint->base != ctx->base)
 	{
+		assert(hint->unpublished == 0);
 		memset(hint, 0, sizeof(*hint));
 		hint->base = ctx->base;
 		hint->mt = mt;
@@ -739,6 +804,16 @@ nokv_memtable_add_hinted(nokv_ctx *ctx, nokv_off mt,
 	/* a point entry's key extension is not compared: it carries v1 */
 	key = mt_key_make(ikey, ikey_len, v1, l1);
 	return mt_insert(mt_resolve(ctx, mt), MT_POINTS, &key, v2, l2, hint);
+}
+
+void
+nokv_memtable_hint_publish(nokv_ctx *ctx, nokv_mt_hint *hint)
+{
+	if (hint->unpublished == 0)
+		return;
+	atomic_fetch_add_explicit(&mt_resolve(ctx, hint->mt).hdr->entries, hint->unpublished,
+							  memory_order_relaxed);
+	hint->unpublished = 0;
 }
 
 /* seek keys up to this size are built on the stack */

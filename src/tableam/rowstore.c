@@ -257,7 +257,17 @@ registry_key(char *key, Oid dboid, uint64 tableid)
 	put_be64(key + 5, tableid);
 }
 
-/* write b to the engine (through PostgreSQL's WAL) and free it */
+/*
+ * The batch the next writer gets.  COPY hands multi_insert about a thousand
+ * rows at a time and INSERT comes one row at a time: a new batch would grow
+ * (reallocate) its buffer again for every call.  Holding one spare keeps at
+ * most SPARE_BATCH_MAX bytes per backend; a nested writer simply gets a
+ * new batch.
+ */
+#define SPARE_BATCH_MAX (256 * 1024)
+static nokv_batch *spare_batch = NULL;
+
+/* write b to the engine (through PostgreSQL's WAL) and release it */
 void
 rows_write_batch(nokv_batch *b)
 {
@@ -265,18 +275,32 @@ rows_write_batch(nokv_batch *b)
 	{
 		nokv_xlog_write_ext(nokv_engine(), b, false);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		nokv_batch_free(b);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (spare_batch == NULL && nokv_batch_size(b) <= SPARE_BATCH_MAX)
+	{
+		nokv_batch_clear(b);
+		spare_batch = b;
+	}
+	else
+		nokv_batch_free(b);
 }
 
 nokv_batch *
 rows_new_batch(void)
 {
-	nokv_batch *b = nokv_batch_new();
+	nokv_batch *b = spare_batch;
 
+	if (b != NULL)
+	{
+		spare_batch = NULL;
+		return b;
+	}
+	b = nokv_batch_new();
 	if (b == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	return b;

@@ -137,11 +137,11 @@ extern uint64 rows_allocate(Relation rel, int n);
 extern uint64 rows_high_water(Relation rel);
 /* create the storage and metapage of a new relfilenode; its table id */
 extern uint64 rows_create_storage(const RelFileNode *rnode, char persistence);
-/* delete a table's rows (and its registry entry); of this database, or of dboid */
-/* a new engine batch (ERROR when out of memory) */
+/* an empty engine batch (ERROR when out of memory) */
 extern nokv_batch *rows_new_batch(void);
-/* write b to the engine through PostgreSQL's WAL, and free it (also on error) */
+/* write b to the engine through PostgreSQL's WAL, and release it (also on error) */
 extern void rows_write_batch(nokv_batch *b);
+/* delete a table's rows (and its registry entry); of this database, or of dboid */
 extern void rows_drop_range(uint64 tableid);
 extern void rows_drop_range_of(Oid dboid, uint64 tableid);
 /* does database dboid hold nokv tables?  drop the rows of all of them */

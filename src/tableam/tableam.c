@@ -549,9 +549,61 @@ nokv_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot, Snapshot snaps
 
 /* ---------- inserts ---------- */
 
-/* the row as a MinimalTuple, with values of other relations' TOAST fetched */
+/*
+ * Inserts form each row in one buffer kept by the backend instead of a
+ * palloc'd tuple per row: the batch copies the row anyway.  Rows longer
+ * than the buffer are palloc'd.
+ */
+#define ROW_SCRATCH_SIZE 8192
+static MinimalTuple row_scratch = NULL;
+
+/* heap_form_minimal_tuple, into the scratch buffer when the row fits */
 static MinimalTuple
-form_row(Relation rel, TupleTableSlot *slot)
+form_minimal_tuple(TupleDesc desc, Datum *values, bool *isnull)
+{
+	MinimalTuple mt;
+	bool		hasnull = false;
+	Size		hoff;
+	Size		data_len;
+	Size		len;
+
+	for (int i = 0; i < desc->natts && !hasnull; i++)
+		hasnull = isnull[i];
+	len = SizeofMinimalTupleHeader;
+	if (hasnull)
+		len += BITMAPLEN(desc->natts);
+	hoff = len = MAXALIGN(len);
+	data_len = heap_compute_data_size(desc, values, isnull);
+	len += data_len;
+	if (len > ROW_SCRATCH_SIZE || desc->natts > MaxTupleAttributeNumber)
+		return heap_form_minimal_tuple(desc, values, isnull);
+	if (row_scratch == NULL)
+		row_scratch = MemoryContextAlloc(TopMemoryContext, ROW_SCRATCH_SIZE);
+	mt = row_scratch;
+	/* zeroed like palloc0: alignment padding must not carry old bytes */
+	memset(mt, 0, len);
+	mt->t_len = len;
+	HeapTupleHeaderSetNatts(mt, desc->natts);
+	mt->t_hoff = hoff + MINIMAL_TUPLE_OFFSET;
+	heap_fill_tuple(desc, values, isnull, (char *) mt + hoff, data_len, &mt->t_infomask,
+					hasnull ? mt->t_bits : NULL);
+	return mt;
+}
+
+static void
+free_row(MinimalTuple mt)
+{
+	if (mt != row_scratch)
+		pfree(mt);
+}
+
+/*
+ * The row as a MinimalTuple, with values of other relations' TOAST fetched.
+ * With scratch, it may be the backend's scratch buffer, valid until the
+ * next call; free it with free_row.
+ */
+static MinimalTuple
+form_row(Relation rel, TupleTableSlot *slot, bool scratch)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	Datum	   *values;
@@ -564,7 +616,8 @@ form_row(Relation rel, TupleTableSlot *slot)
 		external = !slot->tts_isnull[i] && TupleDescAttr(desc, i)->attlen == -1 &&
 			VARATT_IS_EXTERNAL(DatumGetPointer(slot->tts_values[i]));
 	if (!external)
-		mt = heap_form_minimal_tuple(desc, slot->tts_values, slot->tts_isnull);
+		mt = scratch ? form_minimal_tuple(desc, slot->tts_values, slot->tts_isnull)
+			: heap_form_minimal_tuple(desc, slot->tts_values, slot->tts_isnull);
 	else
 	{
 		values = palloc(sizeof(Datum) * desc->natts);
@@ -606,7 +659,7 @@ nokv_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options
 	nokv_batch *b;
 
 	nokv_mvcc_prepare_write();
-	mt = form_row(rel, slot);
+	mt = form_row(rel, slot, true);
 	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
 	rowid = rows_allocate(rel, 1);
 	row_key(key, tableid, rowid);
@@ -622,7 +675,7 @@ nokv_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options
 	}
 	PG_END_TRY();
 	rows_write_batch(b);
-	pfree(mt);
+	free_row(mt);
 	tid_from_rowid(&slot->tts_tid, rowid);
 	slot->tts_tableOid = RelationGetRelid(rel);
 	pgstat_count_heap_insert(rel, 1);
@@ -647,7 +700,7 @@ nokv_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId ci
 	{
 		for (int i = 0; i < nslots; i++)
 		{
-			MinimalTuple mt = form_row(rel, slots[i]);
+			MinimalTuple mt = form_row(rel, slots[i], true);
 			char		key[ROW_KEY_LEN];
 
 			row_key(key, tableid, rowid + i);
@@ -661,7 +714,7 @@ nokv_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId ci
 				b = rows_new_batch();
 			}
 			row_put_data(b, key, cid, mt);
-			pfree(mt);
+			free_row(mt);
 			tid_from_rowid(&slots[i]->tts_tid, rowid + i);
 			slots[i]->tts_tableOid = RelationGetRelid(rel);
 		}
@@ -1024,7 +1077,7 @@ nokv_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandI
 	bool		keymod;
 
 	nokv_mvcc_prepare_write();
-	mt = form_row(rel, slot);
+	mt = form_row(rel, slot, false);
 	claim_init(&c, rel, otid);
 	rowstate_init(&rs, true);
 	*update_indexes = false;

@@ -1771,6 +1771,44 @@ state_is(nokv_db *db, const char *want)
 	return good;
 }
 
+/*
+ * All entries of an external-log batch share its version, so a key may
+ * appear only once in it.  The write path checks that only for batches not
+ * built in key order.
+ */
+static void
+test_external_log_batch_order(void)
+{
+	char	   *dir = tap_tmpdir("api-ext-order");
+	nokv_options o;
+	nokv_db    *db;
+	ext_batch	eb;
+
+	small_options(&o);
+	o.external_log = true;
+	db = open_or_diag(&o, dir);
+	if (!ok(db != NULL, "batch order: open in external-log mode"))
+		goto out;
+	eb = (ext_batch) {0, 100, 1, "+0:bad=v1;+0:m=m1;+0:bad=v2"};
+	is_int(ext_apply(db, &eb), NOKV_INVALID_ARGUMENT, "batch order: a key twice in one batch is refused");
+	eb = (ext_batch) {0, 100, 1, "+0:m=m1;+1:m=m1;+0:bad=v1;-0:m"};
+	is_int(ext_apply(db, &eb), NOKV_INVALID_ARGUMENT,
+		   "batch order: so are a put and a delete of one key with others between");
+	ok(reads_str(db, NULL, NOKV_CF_DEFAULT, "bad", NULL) && reads_str(db, NULL, NOKV_CF_DEFAULT, "m", NULL),
+	   "batch order: refused batches wrote nothing");
+	eb = (ext_batch) {0, 100, 1, "+1:z=z1;+0:y=y1;~0:q:r;+0:m=m1;~0:b:c"};
+	is_int(ext_apply(db, &eb), NOKV_OK, "batch order: a batch out of key order without a key twice is applied");
+	eb = (ext_batch) {0, 200, 2, "+0:a=a2;+0:b=b2;+1:a=a2;~0:x:y"};
+	is_int(ext_apply(db, &eb), NOKV_OK, "batch order: an ascending batch is applied");
+	ok(reads_str(db, NULL, NOKV_CF_DEFAULT, "m", "m1") && reads_str(db, NULL, 1, "z", "z1") &&
+	   reads_str(db, NULL, NOKV_CF_DEFAULT, "y", "y1") && reads_str(db, NULL, NOKV_CF_DEFAULT, "b", "b2") &&
+	   reads_str(db, NULL, 1, "a", "a2"), "batch order: both batches are visible");
+	nokv_close(db);
+out:
+	tap_rmdir(dir);
+	free(dir);
+}
+
 static void
 test_external_log(void)
 {
@@ -1844,6 +1882,7 @@ test_external_log(void)
 		rc = ext_apply(db, &bad);
 		is_int(rc, NOKV_INVALID_ARGUMENT, "log_id NOKV_MAX_EXTERNAL_LOGS is refused");
 		ok(reads_str(db, NULL, NOKV_CF_DEFAULT, "bad", NULL), "refused batches wrote nothing");
+
 	}
 	nokv_close(db);
 
@@ -2236,6 +2275,7 @@ main(void)
 	test_reopen();
 	test_stats();
 	test_external_log();
+	test_external_log_batch_order();
 	test_compaction_filter();
 	test_approximate_size();
 	test_bounded_iterator_sources();

@@ -24,7 +24,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "nokv/batch.h"
 #include "nokv/memtable.h"
+#include "nokv/nokv.h"
 #include "tap.h"
 
 /* where the memtable sits in the test regions (offset 0 means "none") */
@@ -380,7 +382,10 @@ test_hinted(void)
 										 &hint) != NOKV_OK)
 				tap_bail("hinted insert failed");
 		i += run;
+		if (i % 7 == 0)
+			nokv_memtable_hint_publish(&r.ctx, &hint);
 	}
+	nokv_memtable_hint_publish(&r.ctx, &hint);
 	check_contents(&r, all, n, "hinted");
 	{
 		nokv_iiter *it = nokv_memtable_iter_new(&r.ctx, MT_OFF);
@@ -403,7 +408,9 @@ test_hinted(void)
 
 		region_init(&r2, 1 << 16);
 		ok(nokv_memtable_add_hinted(&r2.ctx, MT_OFF, all[0].k, all[0].klen, NULL, 0, "v", 1, &hint) == NOKV_OK &&
-		   nokv_memtable_entries(&r2.ctx, MT_OFF) == 1, "a hint of another memtable is reset");
+		   nokv_memtable_entries(&r2.ctx, MT_OFF) == 0, "an insert through a hint is counted in the hint");
+		nokv_memtable_hint_publish(&r2.ctx, &hint);
+		ok(nokv_memtable_entries(&r2.ctx, MT_OFF) == 1, "a hint of another memtable is reset");
 		free(r2.mem);
 	}
 	free(all);
@@ -663,6 +670,27 @@ test_costs(void)
 	ok(nokv_memtable_tombstone_cost(5, 7) >= nokv_memtable_entry_cost(1 + 5 + NOKV_IKEY_TRAILER, 7),
 	   "cost: tombstone cost covers its internal key and end");
 	ok(nokv_memtable_header_size() % 64 == 0, "cost: header size is a cache-line multiple");
+
+	/* a batch keeps the sum of its entries' costs as they are added */
+	{
+		nokv_batch *b = nokv_batch_new();
+		size_t		expect = 0;
+
+		nokv_batch_put(b, 0, "key1", 4, "value", 5);
+		expect += nokv_memtable_entry_cost(nokv_ikey_size(4), 5 + nokv_value_header_size(0));
+		nokv_batch_put_ttl(b, 1, "key2", 4, "v", 1, 1234567);
+		expect += nokv_memtable_entry_cost(nokv_ikey_size(4), 1 + nokv_value_header_size(1234567));
+		nokv_batch_put2(b, 0, "key3", 4, "ab", 2, "cde", 3);
+		expect += nokv_memtable_entry_cost(nokv_ikey_size(4), 5 + nokv_value_header_size(0));
+		nokv_batch_delete(b, 2, "key4", 4);
+		expect += nokv_memtable_entry_cost(nokv_ikey_size(4), 0);
+		nokv_batch_delete_range(b, 0, "a", 1, "abc", 3);
+		expect += nokv_memtable_tombstone_cost(1 + 1, 1 + 3);
+		is_int(b->mem_cost, expect, "cost: a batch's running cost is the sum of its entries' costs");
+		nokv_batch_clear(b);
+		is_int(b->mem_cost, 0, "cost: a cleared batch costs nothing");
+		nokv_batch_free(b);
+	}
 }
 
 /* ---------- iterator ---------- */
@@ -1089,6 +1117,109 @@ test_threads(void)
 	free(r.mem);
 }
 
+/*
+ * Writers with their own hints, each inserting an ascending run that
+ * interleaves with the others' (writer w's i-th key sorts between the
+ * others' i-th keys): every hint goes stale between two of its inserts, so
+ * the linking CAS keeps failing over to a search from the hinted prev.
+ */
+#define HT_WRITERS	3
+#define HT_KEYS		40000
+
+typedef struct ht_arg
+{
+	nokv_ctx   *ctx;
+	int			id;
+	_Atomic int *go;
+	bool		failed;
+} ht_arg;
+
+static size_t
+ht_ikey(char *k, int w, long i)
+{
+	char		u[32];
+	size_t		ulen = (size_t) sprintf(u, "run%08ld-%d", i, w);
+
+	return mk_ikey(k, 0, u, ulen, 5, NOKV_KIND_PUT);
+}
+
+static void *
+ht_writer(void *p)
+{
+	ht_arg	   *a = p;
+	nokv_mt_hint hint = {0};
+	char		k[64];
+
+	while (!atomic_load(a->go))
+		;
+	for (long i = 0; i < HT_KEYS && !a->failed; i++)
+	{
+		size_t		klen = ht_ikey(k, a->id, i);
+
+		a->failed = nokv_memtable_add_hinted(a->ctx, MT_OFF, k, klen, "h", 1, k, klen,
+											 &hint) != NOKV_OK;
+		/* now and then a key the hint cannot serve (below its last one) */
+		if (i % 1000 == 999 && !a->failed)
+		{
+			klen = ht_ikey(k, a->id, i - 500);
+			a->failed = nokv_memtable_add_hinted(a->ctx, MT_OFF, k, klen, "h", 1, k, klen,
+												 &hint) != NOKV_OK;
+		}
+		if (i % 100 == 0)
+			nokv_memtable_hint_publish(a->ctx, &hint);
+	}
+	nokv_memtable_hint_publish(a->ctx, &hint);
+	return NULL;
+}
+
+static void
+test_hinted_threads(void)
+{
+	region		r;
+	pthread_t	tids[HT_WRITERS];
+	ht_arg		args[HT_WRITERS];
+	_Atomic int go = 0;
+	bool		sorted;
+	bool		failed = false;
+	bool		all_found = true;
+
+	region_init(&r, 64u << 20);
+	for (int i = 0; i < HT_WRITERS; i++)
+	{
+		args[i] = (ht_arg) {.ctx = &r.ctx, .id = i, .go = &go};
+		if (pthread_create(&tids[i], NULL, ht_writer, &args[i]) != 0)
+			tap_bail("pthread_create failed");
+	}
+	atomic_store(&go, 1);
+	for (int i = 0; i < HT_WRITERS; i++)
+	{
+		pthread_join(tids[i], NULL);
+		failed |= args[i].failed;
+	}
+	ok(!failed, "hinted threads: every insert succeeded");
+	is_int(nokv_memtable_entries(&r.ctx, MT_OFF), HT_WRITERS * HT_KEYS,
+		   "hinted threads: entry count (re-inserted keys are no-ops)");
+	is_int(check_sorted(&r.ctx, MT_OFF, &sorted), HT_WRITERS * HT_KEYS,
+		   "hinted threads: iterator sees all %d", HT_WRITERS * HT_KEYS);
+	ok(sorted, "hinted threads: in strict order");
+	for (int w = 0; w < HT_WRITERS && all_found; w++)
+		for (long i = 0; i < HT_KEYS && all_found; i++)
+		{
+			char		k[64];
+			size_t		klen = ht_ikey(k, w, i);
+			int			kind;
+			uint64_t	ver;
+			const char *val;
+			size_t		vlen;
+
+			all_found = nokv_memtable_get(&r.ctx, MT_OFF, k, klen - NOKV_IKEY_TRAILER,
+										  NOKV_VERSION_MAX, &kind, &ver, &val, &vlen) &&
+				vlen == 1 + klen && val[0] == 'h' && memcmp(val + 1, k, klen) == 0;
+		}
+	ok(all_found, "hinted threads: every key found with its value");
+	free(r.mem);
+}
+
 /* several threads racing to insert the same keys: one wins each */
 
 #define DUP_THREADS	4
@@ -1438,6 +1569,7 @@ main(void)
 	test_duplicate_race();
 	test_lockstep_duplicates();
 	test_threads();
+	test_hinted_threads();
 	test_processes_anonymous();
 	test_processes_memfd();
 	return tap_done();
