@@ -236,6 +236,8 @@ struct nokv_db
 	char		dir[NOKV_DIR_MAX];
 	nokv_compaction_filter_fn compaction_filter;
 	void	   *compaction_filter_arg;
+	size_t		(*sst_partition) (void *arg, int cf, const char *key, size_t klen);
+	void	   *sst_partition_arg;
 	int			(*before_flush) (void *arg, uint32_t log_id, uint64_t position, nokv_error *err);
 	void	   *before_flush_arg;
 	uint64_t	(*clock_ms) (void *arg);

@@ -245,6 +245,20 @@ typedef struct nokv_options
 	void	   *compaction_filter_arg;
 
 	/*
+	 * Optional: how many leading bytes of a key name the partition it
+	 * belongs to (0: none).  A compaction never writes keys of two
+	 * partitions (or two column families) into one output file, as
+	 * RocksDB's SstPartitioner does.  Where each partition is a run of keys
+	 * written in ascending order (a table's rows), a file never spans the
+	 * gap where the next partition starts, so new keys appended to a
+	 * partition overlap no file below and move down levels without being
+	 * rewritten with the neighbour's data.  Every process must give the
+	 * same function.
+	 */
+	size_t		(*sst_partition) (void *arg, int cf, const char *key, size_t klen);
+	void	   *sst_partition_arg;
+
+	/*
 	 * External-log mode, optional: called before a memtable is written to
 	 * an SST, once per log it holds entries of, with the highest position
 	 * it holds; the host makes its log durable up to there (an SST must not

@@ -18,9 +18,10 @@
  * a newer version at or below the safe point, versions hidden by a range
  * tombstone at or below the safe point, and - in the bottom-most level for
  * the key - deletes and range tombstones themselves.  Survivors may pass a
- * user compaction filter.  Outputs are cut at target_file_size but never
- * between two versions of one lookup key, and range tombstones are split at
- * output boundaries so output files of a level never overlap.
+ * user compaction filter.  Outputs are cut at target_file_size and where
+ * the key's partition changes (options.sst_partition), but never between
+ * two versions of one lookup key, and range tombstones are split at output
+ * boundaries so output files of a level never overlap.
  *
  * Concurrency: picking happens under NOKV_LOCK_COMPACTION, which also
  * guards the being_compacted flags of file-table slots.  A picked job marks
@@ -982,6 +983,32 @@ job_finish_output(job *j, const char *upper, size_t upper_len, nokv_error *err)
 }
 
 /* write one surviving entry, rolling to a new output at a lookup-key boundary */
+/* partition of a lookup key (column family byte + user key): its prefix length */
+static size_t
+lkey_partition(nokv_db *db, const char *lkey, size_t lkey_len)
+{
+	size_t		n = db->sst_partition(db->sst_partition_arg, (unsigned char) lkey[0],
+									  lkey + 1, lkey_len - 1);
+
+	return n < lkey_len - 1 ? n : lkey_len - 1;
+}
+
+/* does lkey belong to another partition than the last key written? */
+static bool
+job_partition_changes(job *j, const char *lkey, size_t lkey_len)
+{
+	const char *last = j->last_lkey.data;
+	size_t		last_len = j->last_lkey.len;
+	size_t		a;
+
+	if (!j->db->sst_partition || !j->written_any || last_len == 0 || lkey_len == 0)
+		return false;
+	if (last[0] != lkey[0])
+		return true;
+	a = lkey_partition(j->db, last, last_len);
+	return a != lkey_partition(j->db, lkey, lkey_len) || memcmp(last + 1, lkey + 1, a) != 0;
+}
+
 static int
 job_write(job *j, const char *ikey, size_t klen, const char *value, size_t vlen,
 		  const char *lkey, size_t lkey_len, nokv_error *err)
@@ -996,7 +1023,7 @@ job_write(job *j, const char *ikey, size_t klen, const char *value, size_t vlen,
 		if (j->builder &&
 			((j->target_file_size > 0 &&
 			  nokv_sst_builder_estimated_size(j->builder) >= j->target_file_size) ||
-			 gp_stop))
+			 gp_stop || job_partition_changes(j, lkey, lkey_len)))
 		{
 			rc = job_finish_output(j, lkey, lkey_len, err);
 			if (rc != NOKV_OK)

@@ -315,6 +315,8 @@ handle_new(void *region, const nokv_options *opts)
 	db->ctx.heap = db->hdr->heap;
 	db->compaction_filter = opts->compaction_filter;
 	db->compaction_filter_arg = opts->compaction_filter_arg;
+	db->sst_partition = opts->sst_partition;
+	db->sst_partition_arg = opts->sst_partition_arg;
 	db->before_flush = opts->before_flush;
 	db->before_flush_arg = opts->before_flush_arg;
 	db->clock_ms = opts->clock_ms;

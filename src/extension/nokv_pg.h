@@ -195,6 +195,10 @@ extern void nokv_mvcc_set_freeze_limit(TransactionId limit);
  * gateway (the user's key follows); table rows use other first bytes.
  */
 #define NOKV_NS_KV 0x00
+/* table rows: NOKV_NS_ROWS | table id BE8 | row id BE8 (src/tableam/rowstore.h) */
+#define NOKV_NS_ROWS 0x01
+/* the registry of each database's table ids (src/tableam/rowstore.c) */
+#define NOKV_NS_TABLES 0x02
 #define NOKV_KV_MAX_KEY (NOKV_MAX_KEY_SIZE - 1)
 
 /* column family by name; ERROR (22023) if unknown */

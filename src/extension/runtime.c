@@ -157,6 +157,21 @@ nokv_engine_dir(void)
 	return engine_dir;
 }
 
+/*
+ * Partitions of the engine's key space for compaction outputs: each table's
+ * rows (namespace byte and table id), and each other namespace as a whole.
+ * A table's new rows get row ids above its highest, so with no output file
+ * spanning into the next table they overlap no file of the levels below
+ * and move down without rewriting older rows.
+ */
+static size_t
+sst_partition(void *arg, int cf, const char *key, size_t klen)
+{
+	if (klen >= 9 && key[0] == NOKV_NS_ROWS)
+		return 9;
+	return klen > 0 ? 1 : 0;
+}
+
 void
 nokv_engine_options(nokv_options *opts)
 {
@@ -178,6 +193,8 @@ nokv_engine_options(nokv_options *opts)
 	opts->compaction_threads = 0;
 	opts->compaction_filter = nokv_mvcc_compaction_filter;
 	opts->compaction_filter_arg = NULL;
+	opts->sst_partition = sst_partition;
+	opts->sst_partition_arg = NULL;
 	opts->before_flush = pg_before_flush;
 	opts->before_flush_arg = NULL;
 	opts->platform = &pg_platform;

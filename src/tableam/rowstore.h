@@ -38,11 +38,9 @@
 
 #include "nokv_pg.h"
 
-/* first key byte of table rows (NOKV_NS_KV is the key-value namespace) */
-#define NOKV_NS_ROWS 0x01
+/* row keys: NOKV_NS_ROWS (nokv_pg.h) | table id BE8 | row id BE8 */
 #define ROW_KEY_LEN 17
-/* the registry of each database's table ids: NS | database oid BE4 | table id BE8 */
-#define NOKV_NS_TABLES 0x02
+/* registry keys: NOKV_NS_TABLES | database oid BE4 | table id BE8 */
 #define REGISTRY_KEY_LEN 13
 #define ROW_CF 0				/* the engine's default column family */
 

@@ -624,6 +624,120 @@ test_external(void)
 	free(dir);
 }
 
+/* ---------- SST partitions ---------- */
+
+/* keys "t<c>..." are partitioned by their first two bytes; others by none */
+static size_t
+two_byte_partition(void *arg, int cf, const char *key, size_t klen)
+{
+	(void) arg;
+	(void) cf;
+	return klen >= 2 && key[0] == 't' ? 2 : 0;
+}
+
+static size_t
+part_key(char *buf, char table, int i)
+{
+	return (size_t) sprintf(buf, "t%c%06d", table, i);
+}
+
+/* no file below level 0 holds keys of two partitions, or of two column families */
+static int
+files_spanning_partitions(nokv_db *db, int *files)
+{
+	nokv_inspector *in = NULL;
+	nokv_error	err = {0};
+	const nokv_sst_info *ss;
+	int			n,
+				bad = 0;
+
+	if (nokv_inspect_live(db, &in, &err) != NOKV_OK)
+		tap_bail("inspect: %s", err.msg);
+	n = nokv_inspect_sstables(in, &ss);
+	*files = 0;
+	for (int i = 0; i < n; i++)
+	{
+		size_t		a,
+					b;
+
+		if (ss[i].level == 0)
+			continue;
+		(*files)++;
+		a = two_byte_partition(NULL, 0, ss[i].smallest_key, ss[i].smallest_len);
+		b = two_byte_partition(NULL, 0, ss[i].largest_key, ss[i].largest_len);
+		if (ss[i].smallest_cf != ss[i].largest_cf || a != b ||
+			memcmp(ss[i].smallest_key, ss[i].largest_key, a) != 0)
+			bad++;
+	}
+	nokv_inspect_free(in);
+	return bad;
+}
+
+static void
+test_partitions(void)
+{
+	char	   *dir = tap_tmpdir("inspect-part");
+	nokv_options o;
+	nokv_db    *db;
+	nokv_error	err = {0};
+	nokv_stats	st;
+	char		key[32],
+				val[256];
+	int			files,
+				bad = 0;
+	uint64_t	written;
+
+	small_options(&o);
+	o.target_file_size = 1 << 20;	/* large: only partitions cut files */
+	o.sst_partition = two_byte_partition;
+	if (!ok(nokv_open(&o, dir, &db, &err) == NOKV_OK, "partitions: open (%s)", err.msg))
+		return;
+	/* three tables and some other keys, interleaved */
+	for (int i = 0; i < 3000; i++)
+	{
+		size_t		vl = make_value(val, i, 0);
+
+		if (nokv_put(db, NOKV_CF_DEFAULT, key, part_key(key, 'a' + i % 3, i / 3), val, vl, &err) != NOKV_OK ||
+			(i % 50 == 0 &&
+			 nokv_put(db, NOKV_CF_DEFAULT, key, (size_t) sprintf(key, "u%05d", i), val, vl, &err) != NOKV_OK))
+			tap_bail("partitions: put failed: %s", err.msg);
+	}
+	ok(nokv_compact_all(db, &err) == NOKV_OK, "partitions: flush and compact (%s)", err.msg);
+	is_int(files_spanning_partitions(db, &files), 0,
+		   "partitions: none of %d files holds keys of two partitions", files);
+	ok(files >= 4, "partitions: one file per table and one for the other keys at least");
+
+	/* rows appended above table a's highest key overlap no file of table b */
+	nokv_get_stats(db, &st);
+	written = st.compaction_bytes_written;
+	for (int i = 1000; i < 1060; i++)
+	{
+		size_t		vl = make_value(val, i, 1);
+
+		if (nokv_put(db, NOKV_CF_DEFAULT, key, part_key(key, 'a', i), val, vl, &err) != NOKV_OK)
+			tap_bail("partitions: put failed: %s", err.msg);
+	}
+	ok(nokv_compact_range(db, NOKV_CF_DEFAULT, "ta001000", 8, "ta999999", 8, &err) == NOKV_OK,
+	   "partitions: compact the appended rows to the bottom level (%s)", err.msg);
+	nokv_get_stats(db, &st);
+	is_int(files_spanning_partitions(db, &files), 0, "partitions: still none across partitions");
+	ok(st.compaction_bytes_written - written < 32 * 1024,
+	   "partitions: the appended rows moved down without rewriting the other tables (%llu bytes written)",
+	   (unsigned long long) (st.compaction_bytes_written - written));
+	for (int i = 0; i < 1060 && !bad; i++)
+	{
+		char	   *v = NULL;
+		size_t		vl;
+
+		bad = nokv_get(db, NULL, NOKV_CF_DEFAULT, key, part_key(key, 'a', i), &v, &vl, &err) != NOKV_OK;
+		free(v);
+	}
+	ok(!bad, "partitions: every row of table a reads back");
+	nokv_close(db);
+	tap_rmdir(dir);
+	free(dir);
+}
+
 /* ---------- errors, all on copies of a good directory ---------- */
 
 static void
@@ -927,6 +1041,7 @@ main(void)
 
 	test_errors(dir);
 	test_external();
+	test_partitions();
 	test_concurrent();
 
 	nokv_inspect_free(live);
