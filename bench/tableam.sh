@@ -14,10 +14,15 @@
 #	CREATE TABLE t_nokv (...the same...) USING nokv;
 #	CREATE INDEX ON t_<am> (grp);		-- the secondary index
 #
-# and, for each table back to back:
+# and measures each workload on both tables back to back, ROUNDS times,
+# the order alternating (heap first in odd rounds, nokv first in even
+# ones); each figure is the median of the rounds, and every round's
+# figures are listed under it:
 #
 #	copy		COPY of ROWS rows from one file generated once (timed;
-#				rows per second); then VACUUM ANALYZE, CHECKPOINT
+#				rows per second), each into an empty table (TRUNCATE
+#				between rounds, then wait for the engine to be idle and
+#				CHECKPOINT); after the last round VACUUM ANALYZE
 #	size		heap: pg_total_relation_size; nokv: nokv_table_size after
 #				nokv_flush() (and after nokv_compact()) plus pg_indexes_size
 #	pgbench runs (-n -M prepared -T DURATION, after a CHECKPOINT each):
@@ -40,6 +45,7 @@
 #
 # Environment:
 #	DURATION	seconds per pgbench run (default 10)
+#	ROUNDS		rounds of every measurement (default 3)
 #	ROWS		rows loaded by COPY (default 2000000)
 #	RUNS		the pgbench runs to make, comma-separated: a workload
 #				("range") or one run ("range 2 on"); default all
@@ -53,6 +59,7 @@
 set -euo pipefail
 
 DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
 ROWS="${ROWS:-2000000}"
 RUNS="${RUNS:-all}"
 
@@ -62,8 +69,9 @@ BENCH_NAME=tableam
 
 case $DURATION in ''|*[!0-9]*|0) die "DURATION must be a positive integer, not \"$DURATION\"" ;; esac
 case $ROWS in ''|*[!0-9]*|0) die "ROWS must be a positive integer, not \"$ROWS\"" ;; esac
+case $ROUNDS in ''|*[!0-9]*|0) die "ROUNDS must be a positive integer, not \"$ROUNDS\"" ;; esac
 
-bench_rerun_as_postgres DURATION ROWS RUNS
+bench_rerun_as_postgres DURATION ROUNDS ROWS RUNS
 bench_paths
 bench_require initdb pg_ctl postgres psql pgbench pg_config
 bench_workspace
@@ -120,12 +128,14 @@ settings=$(psql_value "SELECT string_agg(name || '=' || current_setting(name), '
 	echo "# data directory: $fs"
 	echo "# postgresql: $(psql_value 'SELECT version()')"
 	echo "# nokv: extension $(psql_value "SELECT extversion FROM pg_extension WHERE extname = 'nokv'"), $nokv_so md5 $nokv_md5"
-	echo "# command: $command_line (DURATION=$DURATION ROWS=$ROWS RUNS=$RUNS)"
+	echo "# command: $command_line (DURATION=$DURATION ROUNDS=$ROUNDS ROWS=$ROWS RUNS=$RUNS)"
 	echo "# settings: $settings"
 	echo "# schema: t_<am> (id bigint PRIMARY KEY, grp int NOT NULL, payload text) + INDEX (grp); grp = id % 1000"
 	echo "# payload: 100 bytes, $PAYLOAD_SQL"
-	echo "# pgbench: -n -M prepared -T $DURATION -c N -j N, a CHECKPOINT before each run, heap then nokv back to back;"
+	echo "# pgbench: -n -M prepared -T $DURATION -c N -j N, a CHECKPOINT before each run, heap and nokv back to back;"
 	echo "#   synchronous_commit per run via PGOPTIONS (nokv.sync_mode follows it)"
+	echo "# rounds: $ROUNDS of every figure, heap first in odd rounds and nokv first in even ones;"
+	echo "#   a figure is the median of its rounds (each round's on the '#' line under it)"
 	echo "# load average before the run: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 	echo "#"
 } | tee "$results"
@@ -140,23 +150,65 @@ figure()
 
 printf '%-34s %-8s %14s %14s %8s\n' "figure" "unit" "heap" "nokv" "nokv/heap" | tee -a "$results"
 
+# median of the arguments (numbers)
+median()
+{
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+# rounds_line "HEAP ..." "NOKV ...": the per-round figures, under a figure
+rounds_line()
+{
+	echo "#   rounds: heap $1, nokv $2" | tee -a "$results"
+}
+
+# the engine has no flush or compaction running or due
+engine_idle()
+{
+	local busy
+	for _ in $(seq 600); do
+		busy=$(psql_value "SELECT count(*) FROM nokv_stats WHERE
+			(name IN ('flush.pending', 'flush.active', 'compaction.active') AND value::numeric > 0) OR
+			(name = 'compaction.max_score' AND value::numeric >= 1)")
+		[ "$busy" = 0 ] && return 0
+		sleep 0.1
+	done
+	die "the engine did not become idle within a minute"
+}
+
 # ---------- COPY ----------
 
-declare -A copy_secs
+declare -A copy_secs copy_rate
+for r in $(seq "$ROUNDS"); do
+	order="heap nokv"
+	[ $((r % 2)) = 0 ] && order="nokv heap"
+	for am in $order; do
+		if [ "$r" -gt 1 ]; then
+			"${PSQL[@]}" -c "TRUNCATE t_$am"
+			psql_value 'SELECT nokv_flush()' >/dev/null
+		fi
+		engine_idle
+		"${PSQL[@]}" -c CHECKPOINT
+		log "COPY $ROWS rows into t_$am (round $r)"
+		t0=$(date +%s.%N)
+		"${PSQL[@]}" -c "COPY t_$am FROM '$tmp/rows.copy'"
+		t1=$(date +%s.%N)
+		secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+		log "COPY into t_$am: $secs s"
+		copy_secs[$am]="${copy_secs[$am]:-} $secs"
+		copy_rate[$am]="${copy_rate[$am]:-} $(awk -v r="$ROWS" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')"
+	done
+done
+# shellcheck disable=SC2086
+{
+	figure "COPY $ROWS rows" "rows/s" "$(median ${copy_rate[heap]})" "$(median ${copy_rate[nokv]})"
+	rounds_line "${copy_rate[heap]# }" "${copy_rate[nokv]# }"
+	figure "COPY $ROWS rows (elapsed)" "s" "$(median ${copy_secs[heap]})" "$(median ${copy_secs[nokv]})"
+}
 for am in heap nokv; do
-	"${PSQL[@]}" -c CHECKPOINT
-	log "COPY $ROWS rows into t_$am"
-	t0=$(date +%s.%N)
-	"${PSQL[@]}" -c "COPY t_$am FROM '$tmp/rows.copy'"
-	t1=$(date +%s.%N)
-	copy_secs[$am]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-	log "COPY into t_$am: ${copy_secs[$am]} s"
 	"${PSQL[@]}" -c "VACUUM ANALYZE t_$am"
 done
-figure "COPY $ROWS rows" "rows/s" \
-	"$(awk -v r="$ROWS" -v s="${copy_secs[heap]}" 'BEGIN { printf "%.0f", r / s }')" \
-	"$(awk -v r="$ROWS" -v s="${copy_secs[nokv]}" 'BEGIN { printf "%.0f", r / s }')"
-figure "COPY $ROWS rows (elapsed)" "s" "${copy_secs[heap]}" "${copy_secs[nokv]}"
+"${PSQL[@]}" -c CHECKPOINT
 
 # ---------- sizes ----------
 
@@ -218,9 +270,20 @@ for spec in "insert 1 on" "insert 2 on" "insert 1 off" "insert 2 off" \
 	read -r w c s <<<"$spec"
 	case ",$RUNS," in ",all,"|*",$w $c $s,"*|*",$w,"*) ;; *) continue ;; esac
 	log "$w, $c client(s), synchronous_commit=$s"
-	h=$(run heap "$w" "$c" "$s")
-	n=$(run nokv "$w" "$c" "$s")
-	figure "$w -c $c sync=$s" "tps" "$h" "$n"
+	hs=""
+	ns=""
+	for r in $(seq "$ROUNDS"); do
+		if [ $((r % 2)) = 1 ]; then
+			hs="$hs $(run heap "$w" "$c" "$s")"
+			ns="$ns $(run nokv "$w" "$c" "$s")"
+		else
+			ns="$ns $(run nokv "$w" "$c" "$s")"
+			hs="$hs $(run heap "$w" "$c" "$s")"
+		fi
+	done
+	# shellcheck disable=SC2086
+	figure "$w -c $c sync=$s" "tps" "$(median $hs)" "$(median $ns)"
+	rounds_line "${hs# }" "${ns# }"
 done
 
 # ---------- the end state ----------
