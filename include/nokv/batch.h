@@ -67,4 +67,11 @@ typedef struct nokv_batch_entry
  */
 int			nokv_batch_next(const char **p, const char *end, nokv_batch_entry *e);
 
+/*
+ * The order in which a batch counts as sorted (every point entry before
+ * every range delete, then column family, then key): <0, 0 or >0.
+ */
+int			nokv_batch_key_order(bool range_a, int cf_a, const char *a, size_t alen,
+								 bool range_b, int cf_b, const char *b, size_t blen);
+
 #endif							/* NOKV_BATCH_H */

@@ -43,6 +43,17 @@ nokv_batch_clear(nokv_batch *b)
 	b->unsorted = false;
 }
 
+int
+nokv_batch_key_order(bool range_a, int cf_a, const char *a, size_t alen,
+					 bool range_b, int cf_b, const char *b, size_t blen)
+{
+	if (range_a != range_b)
+		return range_a ? 1 : -1;
+	if (cf_a != cf_b)
+		return cf_a - cf_b;
+	return nokv_lkey_compare(a, alen, b, blen);
+}
+
 /*
  * Record an entry just appended (its key starts at offset key_off): its
  * order against the entry before it, and the memtable space it can take.
@@ -53,15 +64,8 @@ batch_track(nokv_batch *b, int op, int cf, size_t key_off, size_t klen, size_t m
 	bool		range = op == NOKV_KIND_RANGE_DELETE;
 
 	if (b->count > 0 && !b->unsorted)
-	{
-		if (range != b->last_range)
-			b->unsorted = b->last_range;
-		else if (cf != b->last_cf)
-			b->unsorted = cf < b->last_cf;
-		else
-			b->unsorted = nokv_lkey_compare(b->rep.data + b->last_key, b->last_klen,
-											b->rep.data + key_off, klen) >= 0;
-	}
+		b->unsorted = nokv_batch_key_order(b->last_range, b->last_cf, b->rep.data + b->last_key,
+										   b->last_klen, range, cf, b->rep.data + key_off, klen) >= 0;
 	b->last_range = range;
 	b->last_cf = cf;
 	b->last_key = key_off;

@@ -568,11 +568,7 @@ dup_key_cmp(const void *a, const void *b)
 	const dup_key *x = a,
 			   *y = b;
 
-	if (x->range != y->range)
-		return x->range ? 1 : -1;
-	if (x->cf != y->cf)
-		return x->cf - y->cf;
-	return nokv_lkey_compare(x->key, x->klen, y->key, y->klen);
+	return nokv_batch_key_order(x->range, x->cf, x->key, x->klen, y->range, y->cf, y->key, y->klen);
 }
 
 /*
