@@ -716,6 +716,20 @@ new_entry(GwClient *c, GwEntryKind kind)
 	return e;
 }
 
+/* an entry that runs one command (or EXEC) with its arguments */
+static GwEntry *
+new_command_entry(GwClient *c, GwEntryKind kind, const GwCommand *cmd, int argc, char **argv,
+				  size_t *argl)
+{
+	GwEntry    *e = new_entry(c, kind);
+
+	e->cmd = cmd;
+	e->argc = argc;
+	e->argv = argv;
+	e->argl = argl;
+	return e;
+}
+
 /* an entry answered now; returns the reply to write into */
 static GwReply *
 done_entry(GwClient *c, GwReply *r)
@@ -921,11 +935,7 @@ dispatch(GwClient *c)
 			return;
 		}
 		/* the entry takes the queue and the watched keys; the client starts afresh */
-		e = new_entry(c, GW_ENTRY_EXEC);
-		e->cmd = cmd;
-		e->argc = argc;
-		e->argv = argv;
-		e->argl = argl;
+		e = new_command_entry(c, GW_ENTRY_EXEC, cmd, argc, argv, argl);
 		e->queue = c->queue;
 		e->nqueue = c->nqueue;
 		e->watch = c->watch;
@@ -963,11 +973,7 @@ dispatch(GwClient *c)
 			done_error(c, "ERR WATCH inside MULTI is not allowed");
 			return;
 		}
-		e = new_entry(c, GW_ENTRY_COMMAND);
-		e->cmd = cmd;
-		e->argc = argc;
-		e->argv = argv;
-		e->argl = argl;
+		e = new_command_entry(c, GW_ENTRY_COMMAND, cmd, argc, argv, argl);
 		e->watch_new = MemoryContextAlloc(round_cxt, (argc - 1) * sizeof(GwWatch *));
 		for (int i = 1; i < argc; i++)
 		{
@@ -1014,11 +1020,7 @@ dispatch(GwClient *c)
 		return;
 	}
 
-	e = new_entry(c, GW_ENTRY_COMMAND);
-	e->cmd = cmd;
-	e->argc = argc;
-	e->argv = argv;
-	e->argl = argl;
+	e = new_command_entry(c, GW_ENTRY_COMMAND, cmd, argc, argv, argl);
 }
 
 /* take every client's complete requests; true if any entry was made */
