@@ -59,7 +59,8 @@ TEST_CFLAGS := -Itest/engine
 LIBS := -llz4 -lpthread -lm
 
 CFLAGS_release := -O2 -g
-CFLAGS_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+# NOKV_CHECK_INVARIANTS: also check callers' promises too costly to check in release
+CFLAGS_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -DNOKV_CHECK_INVARIANTS
 LDFLAGS_release :=
 LDFLAGS_asan := -fsanitize=address,undefined
 

@@ -36,9 +36,11 @@ struct nokv_batch
 	 * most (nokv_memtable_entry_cost), and whether some entry is not above
 	 * the one before it in (point before range, cf, key) order; a batch
 	 * still in that order has no key twice.  last_key is an offset into rep.
+	 * A batch whose bytes are borrowed (WAL replay) tracks none of this.
 	 */
 	size_t		mem_cost;
 	bool		unsorted;
+	bool		has_range;		/* some entry is a range delete */
 	bool		last_range;
 	int			last_cf;
 	size_t		last_key;

@@ -87,6 +87,48 @@ int			nokv_memtable_add_hinted(nokv_ctx *ctx, nokv_off mt,
 
 void		nokv_memtable_hint_publish(nokv_ctx *ctx, nokv_mt_hint *hint);
 
+/*
+ * A point entry given by the parts of its internal key, which is encoded
+ * straight into its node; the stored value is v1 followed by v2.
+ */
+typedef struct nokv_mt_entry
+{
+	int			cf;
+	int			kind;
+	const char *ukey;
+	size_t		ukey_len;
+	uint64_t	version;
+	const char *v1;
+	size_t		l1;
+	const char *v2;
+	size_t		l2;
+} nokv_mt_entry;
+
+#define NOKV_MT_RUN_MAX 64
+
+/*
+ * Insert 1 to NOKV_MT_RUN_MAX point entries whose internal keys are strictly
+ * ascending, and above the hint's previous run if the hint is to help.  The
+ * nodes take one allocation and, when no key of the list falls between the
+ * first and the last, are linked as one piece with one compare-and-swap per
+ * level.  Any placement stays correct: entries among existing keys are
+ * linked one by one, and a key already present is left out (as with
+ * nokv_memtable_add_hinted, its node is wasted arena space).  Counted in
+ * the hint like hinted inserts.  NOKV_NO_SPACE inserts nothing.
+ */
+int			nokv_memtable_add_run(nokv_ctx *ctx, nokv_off mt, const nokv_mt_entry *entries,
+								  int n, nokv_mt_hint *hint);
+
+#ifdef NOKV_CHECK_INVARIANTS
+/*
+ * Test seam (sanitizer build): called by a run insert right after the run
+ * is linked at level 0 and before its higher levels, so that a test can
+ * place keys inside the run's range in that window.
+ */
+extern void (*nokv_memtable_run_linked_hook) (void *arg);
+extern void *nokv_memtable_run_linked_hook_arg;
+#endif
+
 int			nokv_memtable_add_range_tombstone(nokv_ctx *ctx, nokv_off mt,
 											  const nokv_range_tombstone *t);
 

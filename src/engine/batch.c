@@ -41,6 +41,7 @@ nokv_batch_clear(nokv_batch *b)
 	b->max_key = 0;
 	b->mem_cost = 0;
 	b->unsorted = false;
+	b->has_range = false;
 }
 
 int
@@ -66,6 +67,7 @@ batch_track(nokv_batch *b, int op, int cf, size_t key_off, size_t klen, size_t m
 	if (b->count > 0 && !b->unsorted)
 		b->unsorted = nokv_batch_key_order(b->last_range, b->last_cf, b->rep.data + b->last_key,
 										   b->last_klen, range, cf, b->rep.data + key_off, klen) >= 0;
+	b->has_range |= range;
 	b->last_range = range;
 	b->last_cf = cf;
 	b->last_key = key_off;

@@ -23,6 +23,7 @@
  *-------------------------------------------------------------------------
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -663,21 +664,118 @@ report_wait(nokv_db *db, int event)
 		db->platform.report_wait(db->platform.arg, event);
 }
 
-/*
- * Insert every entry of the batch: with versions first, first+1, ... in
- * own-log mode, or all at version first in external-log mode (one log record
- * is one version there).
- */
+/* apply_batch for any batch: entry by entry; returns and sets as apply_runs */
 static int
-apply_batch(nokv_db *db, nokv_mt_slot *slot, const nokv_batch *b, uint64_t first, bool one_version,
-			nokv_error *err)
+apply_entries(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t version, bool one_version,
+			  nokv_mt_hint *hint, uint64_t *written, int *rc)
 {
-	nokv_off	mt = slot->mt;
 	const char *p = b->rep.data;
 	const char *end = p + b->rep.len;
 	nokv_batch_entry e;
 	char		stack[STACK_KEY_BUF];
-	uint64_t	version = first;
+	int			r;
+
+	while ((r = nokv_batch_next(&p, end, &e)) == 1)
+	{
+		if (e.op == NOKV_KIND_RANGE_DELETE)
+		{
+			nokv_range_tombstone t = {
+				.cf = e.cf, .start = e.key, .start_len = e.klen,
+				.end = e.val, .end_len = e.vlen, .version = version,
+			};
+
+			*rc = nokv_memtable_add_range_tombstone(&db->ctx, mt, &t);
+		}
+		else
+		{
+			size_t		klen = nokv_ikey_size(e.klen);
+			char		vhdr[1 + NOKV_MAX_VARINT64];
+			size_t		hlen = 0;
+			char	   *buf = klen <= sizeof(stack) ? stack : nokv_malloc(klen);
+
+			nokv_ikey_encode(buf, e.cf, e.key, e.klen, version, e.op);
+			if (e.op == NOKV_KIND_PUT)
+			{
+				hlen = nokv_value_header_size(e.expires_at_ms);
+				nokv_value_header_encode(vhdr, 0, e.expires_at_ms);
+			}
+			*rc = nokv_memtable_add_hinted(&db->ctx, mt, buf, klen, vhdr, hlen,
+										   e.op == NOKV_KIND_PUT ? e.val : NULL,
+										   e.op == NOKV_KIND_PUT ? e.vlen : 0, hint);
+			if (buf != stack)
+				free(buf);
+		}
+		if (*rc != NOKV_OK)
+			break;
+		written[e.cf]++;
+		if (!one_version)
+			version++;
+	}
+	return r;
+}
+
+/*
+ * apply_batch for an ascending batch without range deletes: decode up to
+ * NOKV_MT_RUN_MAX entries at a time and insert them as one run.  Returns
+ * what the last nokv_batch_next returned (0 at the end, -1 if malformed);
+ * *rc is the first insert failure.
+ */
+static int
+apply_runs(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t version, bool one_version,
+		   nokv_mt_hint *hint, uint64_t *written, int *rc)
+{
+	const char *p = b->rep.data;
+	const char *end = p + b->rep.len;
+	nokv_mt_entry run[NOKV_MT_RUN_MAX];
+	char		vhdr[NOKV_MT_RUN_MAX][1 + NOKV_MAX_VARINT64];
+	nokv_batch_entry e;
+	int			n = 0;
+	int			r;
+
+	while ((r = nokv_batch_next(&p, end, &e)) == 1)
+	{
+		nokv_mt_entry *x = &run[n];
+
+		assert(e.op != NOKV_KIND_RANGE_DELETE);
+		*x = (nokv_mt_entry) {
+			.cf = e.cf, .kind = e.op, .ukey = e.key, .ukey_len = e.klen, .version = version,
+		};
+		if (e.op == NOKV_KIND_PUT)
+		{
+			x->v1 = vhdr[n];
+			x->l1 = nokv_value_header_size(e.expires_at_ms);
+			nokv_value_header_encode(vhdr[n], 0, e.expires_at_ms);
+			x->v2 = e.val;
+			x->l2 = e.vlen;
+		}
+		written[e.cf]++;
+		if (!one_version)
+			version++;
+		if (++n == NOKV_MT_RUN_MAX)
+		{
+			*rc = nokv_memtable_add_run(&db->ctx, mt, run, n, hint);
+			n = 0;
+			if (*rc != NOKV_OK)
+				return r;
+		}
+	}
+	if (n > 0)
+		*rc = nokv_memtable_add_run(&db->ctx, mt, run, n, hint);
+	return r;
+}
+
+/*
+ * Insert every entry of the batch: with versions first, first+1, ... in
+ * own-log mode, or all at version first in external-log mode (one log record
+ * is one version there).  A batch known to be in ascending key order
+ * without range deletes (ascending) goes in as runs of up to
+ * NOKV_MT_RUN_MAX entries, each linked into the memtable as one piece.
+ */
+static int
+apply_batch(nokv_db *db, nokv_mt_slot *slot, const nokv_batch *b, uint64_t first, bool one_version,
+			bool ascending, nokv_error *err)
+{
+	nokv_off	mt = slot->mt;
 	nokv_mt_hint local_hint = {0};
 	nokv_mt_hint *hint = &local_hint;
 	bool		expected = false;
@@ -704,42 +802,10 @@ apply_batch(nokv_db *db, nokv_mt_slot *slot, const nokv_batch *b, uint64_t first
 		}
 	}
 
-	while ((r = nokv_batch_next(&p, end, &e)) == 1)
-	{
-		if (e.op == NOKV_KIND_RANGE_DELETE)
-		{
-			nokv_range_tombstone t = {
-				.cf = e.cf, .start = e.key, .start_len = e.klen,
-				.end = e.val, .end_len = e.vlen, .version = version,
-			};
-
-			rc = nokv_memtable_add_range_tombstone(&db->ctx, mt, &t);
-		}
-		else
-		{
-			size_t		klen = nokv_ikey_size(e.klen);
-			char		vhdr[1 + NOKV_MAX_VARINT64];
-			size_t		hlen = 0;
-			char	   *buf = klen <= sizeof(stack) ? stack : nokv_malloc(klen);
-
-			nokv_ikey_encode(buf, e.cf, e.key, e.klen, version, e.op);
-			if (e.op == NOKV_KIND_PUT)
-			{
-				hlen = nokv_value_header_size(e.expires_at_ms);
-				nokv_value_header_encode(vhdr, 0, e.expires_at_ms);
-			}
-			rc = nokv_memtable_add_hinted(&db->ctx, mt, buf, klen, vhdr, hlen,
-										  e.op == NOKV_KIND_PUT ? e.val : NULL,
-										  e.op == NOKV_KIND_PUT ? e.vlen : 0, hint);
-			if (buf != stack)
-				free(buf);
-		}
-		if (rc != NOKV_OK)
-			break;
-		written[e.cf]++;
-		if (!one_version)
-			version++;
-	}
+	if (ascending && b->count > 1)
+		r = apply_runs(db, mt, b, first, one_version, hint, written, &rc);
+	else
+		r = apply_entries(db, mt, b, first, one_version, hint, written, &rc);
 	nokv_memtable_hint_publish(&db->ctx, hint);
 	if (own_hint)
 		atomic_store(&db->write_hint_busy, false);
@@ -987,7 +1053,7 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 	atomic_fetch_add(&slot->writers, 1);
 	nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
 
-	rc = apply_batch(db, slot, b, first, external, err);
+	rc = apply_batch(db, slot, b, first, external, !b->unsorted && !b->has_range, err);
 	atomic_fetch_sub(&slot->reserved, cost);
 	atomic_fetch_sub(&slot->writers, 1);
 	if (rc != NOKV_OK)
@@ -2091,7 +2157,7 @@ replay_record(void *arg, const char *payload, size_t len, nokv_error *err)
 		slot->min_version = first;
 	if (first + count - 1 > slot->max_version)
 		slot->max_version = first + count - 1;
-	r = apply_batch(db, slot, &b, first, false, err);
+	r = apply_batch(db, slot, &b, first, false, false, err);
 	if (r != NOKV_OK)
 		return r;
 	if (first + count - 1 > rc->max_version)

@@ -7,7 +7,9 @@
  * one bump allocation from the arena holding its header, its tower of next
  * links and then the key and value bytes inline, so an insert costs one
  * atomic fetch-add for space plus one compare-and-swap per level, and a
- * reader touching a node usually finds its key in the same cache line.
+ * reader touching a node usually finds its key in the same cache line.  An
+ * ascending run of entries costs one fetch-add and one compare-and-swap per
+ * level for the whole run (nokv_memtable_add_run).
  *
  * Links are uint32 offsets from the arena start (0 = nil; the first 8 arena
  * bytes are never handed out), never pointers: the region may be mapped at
@@ -424,43 +426,24 @@ mt_find_splice(const char *arena, int list, const mt_key *key,
 }
 
 /*
- * Insert a node with the given key and value.  The search runs before the
- * allocation so that re-applying entries already present (replay of an
- * external log) consumes no arena space.
+ * Find key's splice at every level below list_height into prev/next.
+ * Returns true if a node equal to key is already in the list.
  *
- * With a hint, the splice is built in the hint's own arrays: a level the
- * hint already brackets is neither copied nor rewritten, so an insert that
+ * With a hint, prev/next are the hint's own arrays: a level the hint
+ * already brackets is neither copied nor rewritten, so an insert that
  * continues an ascending run stores little besides the node itself (every
  * store before the linking CAS must drain first).  A hint whose arrays were
  * partly overwritten by a search that did not end in an insert is marked
- * unusable (last = 0).
+ * unusable (last = 0); the caller sets last again once its insert is done.
  */
-_Static_assert(NOKV_MT_HINT_LEVELS == MT_MAX_HEIGHT, "a hint covers every level");
-
-static inline __attribute__((always_inline)) int
-mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value_len,
-		  nokv_mt_hint *hint)
+static inline __attribute__((always_inline)) bool
+mt_search(mt_ref m, int list, const mt_key *key, int list_height, nokv_mt_hint *hint,
+		  uint32_t *prev, uint32_t *next)
 {
-	uint32_t	local_prev[MT_MAX_HEIGHT];
-	uint32_t	local_next[MT_MAX_HEIGHT];
-	uint32_t   *prev = hint != NULL ? hint->prev : local_prev;
-	uint32_t   *next = hint != NULL ? hint->next : local_next;
 	uint32_t	head = MT_HEAD(list);
-	int			list_height;
-	int			height;
+	int			start_level = list_height;
 	uint32_t	before;
 	uint32_t	bigger;
-	int			start_level;
-	uint32_t	off;
-	size_t		node_size;
-	mt_node    *nd;
-	char	   *kp;
-
-	if (key->klen + key->elen > UINT32_MAX || value_len > UINT32_MAX)
-		return NOKV_NO_SPACE;
-
-	height = mt_random_height();
-	list_height = (int) atomic_load_explicit(&m.hdr->height[list], memory_order_relaxed);
 
 	/*
 	 * A hint is usable when the key sorts after the hint's last key: every
@@ -468,11 +451,10 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 	 * next is after the key brackets it, and so does every level above
 	 * (a higher level's next is a node of this level at or after this
 	 * level's next); the search starts there.  Nodes linked meanwhile by
-	 * others between a prev and its next are found by the linking CAS
-	 * below, which searches again from prev.  A level with prev 0 is one
-	 * the list grew since the hint was taken: no node was there then.
+	 * others between a prev and its next are found by the linking CAS,
+	 * which searches again from prev.  A level with prev 0 is one the list
+	 * grew since the hint was taken: no node was there then.
 	 */
-	start_level = list_height;
 	if (hint != NULL && hint->last != 0 &&
 		mt_compare(list, key, mt_node_at(m.arena, hint->last)) > 0)
 	{
@@ -490,7 +472,7 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 			}
 	}
 	if (hint != NULL)
-		hint->last = 0;			/* until this insert completes */
+		hint->last = 0;			/* until the caller's insert completes */
 
 	/* splice at every level below start_level, top-down */
 	before = start_level < list_height ? prev[start_level] : head;
@@ -498,10 +480,97 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 	for (int i = start_level - 1; i >= 0; i--)
 	{
 		if (mt_find_splice(m.arena, list, key, before, i, bigger, &prev[i], &next[i]))
-			return NOKV_OK;		/* an equal key: nothing to do */
+			return true;
 		before = prev[i];
 		bigger = next[i];
 	}
+	return false;
+}
+
+/* raise the list's height to at least height */
+static inline void
+mt_raise_height(mt_ref m, int list, int list_height, int height)
+{
+	uint32_t	cur = (uint32_t) list_height;
+
+	/*
+	 * Raised before any link: a reader that sees the new height before our
+	 * links only finds nil at the head for those levels and descends.
+	 */
+	while ((uint32_t) height > cur &&
+		   !atomic_compare_exchange_weak_explicit(&m.hdr->height[list], &cur,
+												  (uint32_t) height,
+												  memory_order_relaxed,
+												  memory_order_relaxed))
+		;
+}
+
+/*
+ * Link node off (whose key is key) at one level between *prev and *next.
+ * The release on the successful CAS publishes the node's contents and the
+ * link just stored to any reader that acquires the pointer to it.
+ *
+ * If someone linked a node between prev and next meanwhile, search again
+ * from prev, which is still smaller than our key (nodes never go away).
+ * An equal key can only show up at level 0, when a concurrent insert of
+ * the same key won the race: returns false, the node stays unlinked and is
+ * wasted arena space.  At higher levels it is impossible: the only node
+ * with our key is ours, and it is not yet linked there.
+ */
+static inline __attribute__((always_inline)) bool
+mt_link_level(mt_ref m, int list, const mt_key *key, uint32_t off, int level,
+			  uint32_t *prev, uint32_t *next)
+{
+	mt_node    *nd = mt_node_at(m.arena, off);
+
+	for (;;)
+	{
+		uint32_t	expected = *next;
+
+		atomic_store_explicit(&nd->next[level], *next, memory_order_relaxed);
+		if (atomic_compare_exchange_strong_explicit(&mt_node_at(m.arena, *prev)->next[level],
+													&expected, off,
+													memory_order_release,
+													memory_order_relaxed))
+			return true;
+		if (mt_find_splice(m.arena, list, key, *prev, level, 0, prev, next))
+		{
+			assert(level == 0);
+			return false;
+		}
+	}
+}
+
+/*
+ * Insert a node with the given key and value.  The search runs before the
+ * allocation so that re-applying entries already present (replay of an
+ * external log) consumes no arena space.
+ */
+_Static_assert(NOKV_MT_HINT_LEVELS == MT_MAX_HEIGHT, "a hint covers every level");
+
+static inline __attribute__((always_inline)) int
+mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value_len,
+		  nokv_mt_hint *hint)
+{
+	uint32_t	local_prev[MT_MAX_HEIGHT];
+	uint32_t	local_next[MT_MAX_HEIGHT];
+	uint32_t   *prev = hint != NULL ? hint->prev : local_prev;
+	uint32_t   *next = hint != NULL ? hint->next : local_next;
+	uint32_t	head = MT_HEAD(list);
+	int			list_height;
+	int			height;
+	uint32_t	off;
+	size_t		node_size;
+	mt_node    *nd;
+	char	   *kp;
+
+	if (key->klen + key->elen > UINT32_MAX || value_len > UINT32_MAX)
+		return NOKV_NO_SPACE;
+
+	height = mt_random_height();
+	list_height = (int) atomic_load_explicit(&m.hdr->height[list], memory_order_relaxed);
+	if (mt_search(m, list, key, list_height, hint, prev, next))
+		return NOKV_OK;			/* an equal key: nothing to do */
 	for (int i = list_height; i < height; i++)
 	{
 		prev[i] = head;
@@ -533,56 +602,15 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 	if (value_len)
 		memcpy(kp + key->klen + key->elen, value, value_len);
 
-	/*
-	 * Raise the list height first.  A reader that sees the new height before
-	 * our links only finds nil at the head for those levels and descends.
-	 */
-	{
-		uint32_t	cur = (uint32_t) list_height;
-
-		while ((uint32_t) height > cur &&
-			   !atomic_compare_exchange_weak_explicit(&m.hdr->height[list], &cur,
-													  (uint32_t) height,
-													  memory_order_relaxed,
-													  memory_order_relaxed))
-			;
-	}
+	mt_raise_height(m, list, list_height, height);
 
 	/*
-	 * Link bottom-up.  The release on each successful CAS publishes the key,
-	 * value and the link we just stored to any reader that acquires the
-	 * pointer to this node.  Level 0 is what makes the entry visible; higher
+	 * Link bottom-up: level 0 is what makes the entry visible, higher
 	 * levels are only shortcuts.
 	 */
 	for (int i = 0; i < height; i++)
-	{
-		for (;;)
-		{
-			uint32_t	expected = next[i];
-
-			atomic_store_explicit(&nd->next[i], next[i], memory_order_relaxed);
-			if (atomic_compare_exchange_strong_explicit(&mt_node_at(m.arena, prev[i])->next[i],
-														&expected, off,
-														memory_order_release,
-														memory_order_relaxed))
-				break;
-
-			/*
-			 * Someone linked a node between prev and next: search again
-			 * from prev, which is still smaller than our key (nodes never
-			 * go away).  An equal key can only show up at level 0, when a
-			 * concurrent insert of the same key won the race; we become a
-			 * no-op and the node is wasted arena space.  At higher levels
-			 * it is impossible: the only node with our key is ours, and it
-			 * is not yet linked there.
-			 */
-			if (mt_find_splice(m.arena, list, key, prev[i], i, 0, &prev[i], &next[i]))
-			{
-				assert(i == 0);
-				return NOKV_OK;
-			}
-		}
-	}
+		if (!mt_link_level(m, list, key, off, i, &prev[i], &next[i]))
+			return NOKV_OK;
 
 	if (hint != NULL)
 		hint->unpublished++;
@@ -600,6 +628,228 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 			prev[i] = off;
 		hint->last = off;
 	}
+	return NOKV_OK;
+}
+
+/*
+ * Inserting an ascending run of point entries as one piece.
+ *
+ * The nodes are laid out back to back in one allocation and chained to each
+ * other on every level before any of them is visible; if no node of the
+ * list falls between the run's first and last keys, the run goes in with
+ * one CAS per level, on the predecessor's link, exactly like a single node
+ * whose tower is the run.  A per-node insert pays a fetch-add for space and
+ * a CAS per level (two on average), and each of those locked instructions
+ * waits for the node's stores to drain; here a run of 64 pays about eight.
+ *
+ * Readers see nothing of the run until the level-0 CAS publishes it whole
+ * (its release covers every node's contents and the links within the run),
+ * and a level above 0 only once its own CAS succeeds; a node becomes
+ * reachable at a level only after it is reachable at every level below, as
+ * with single inserts.
+ *
+ * Once level 0 is linked, another writer may insert a key between two run
+ * nodes: at level 0 that is an ordinary insert after a run node; at a level
+ * the run has not linked yet the writer links between the run's predecessor
+ * and successor there, our CAS on that predecessor fails, and the search
+ * again finds the foreign node inside the run's range.  The run cannot go
+ * in as one piece at that level any more, so from that level up each node
+ * is linked on its own (mt_link_level), its next link rewritten first.  The
+ * same happens at level 0 when a node turned up inside the range before
+ * the run was published (the run is then never visible as one piece) or
+ * the first key is already present (replay of an external log).
+ */
+#ifdef NOKV_CHECK_INVARIANTS
+void		(*nokv_memtable_run_linked_hook) (void *arg);
+void	   *nokv_memtable_run_linked_hook_arg;
+#endif
+
+static int
+mt_link_nodes_from(mt_ref m, int list, uint32_t off, int n, int from_level,
+				   const uint32_t *run_prev)
+{
+	uint32_t	linked_at[MT_MAX_HEIGHT] = {0};
+	uint32_t	at = off;
+	int			linked = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		mt_node    *nd = mt_node_at(m.arena, at);
+		mt_key		key = mt_key_make(mt_node_key(nd), nd->key_len, NULL, 0);
+		int			height = (int) nd->height;
+		bool		visible = from_level > 0;
+
+		for (int l = from_level; l < height; l++)
+		{
+			/* an earlier run node linked here is a closer start below the key */
+			uint32_t	prev = linked_at[l] != 0 ? linked_at[l] : run_prev[l];
+			uint32_t	next;
+
+			if (mt_find_splice(m.arena, list, &key, prev, l, 0, &prev, &next) ||
+				!mt_link_level(m, list, &key, at, l, &prev, &next))
+				break;			/* an equal key at level 0: this node stays out */
+			linked_at[l] = at;
+			if (l == 0)
+				visible = true;
+		}
+		linked += visible;
+		at += (uint32_t) mt_node_size(nd->height, nd->key_len, nd->value_len);
+	}
+	return linked;
+}
+
+static int
+mt_insert_run(mt_ref m, const nokv_mt_entry *e, int n, nokv_mt_hint *hint)
+{
+	const int	list = MT_POINTS;
+	uint32_t   *prev = hint->prev;
+	uint32_t   *next = hint->next;
+	uint8_t		heights[NOKV_MT_RUN_MAX];
+	uint32_t	first_at[MT_MAX_HEIGHT];
+	uint32_t	last_at[MT_MAX_HEIGHT];
+	uint64_t	total = 0;
+	int			run_height = 0;
+	int			list_height;
+	uint32_t	off;
+	uint32_t	at;
+	mt_key		first_key;
+	mt_key		last_key;
+	bool		found;
+	int			linked;
+
+	for (int i = 0; i < n; i++)
+	{
+		size_t		klen = nokv_ikey_size(e[i].ukey_len);
+
+		if (klen + e[i].l1 > UINT32_MAX || e[i].l2 > UINT32_MAX)
+			return NOKV_NO_SPACE;
+		heights[i] = (uint8_t) mt_random_height();
+		if (heights[i] > run_height)
+			run_height = heights[i];
+		total += mt_node_size(heights[i], klen + e[i].l1, e[i].l2);
+	}
+	if (total > m.hdr->arena_size)
+		return NOKV_NO_SPACE;
+	off = mt_alloc(m.hdr, (size_t) total);
+	if (off == 0)
+		return NOKV_NO_SPACE;
+	if (off / MT_PREFAULT_CHUNK != (off + total) / MT_PREFAULT_CHUNK)
+		mt_prefault(m, (off + total) / MT_PREFAULT_CHUNK * MT_PREFAULT_CHUNK);
+
+	/* build the nodes, each chained to the run's previous one on its levels */
+	for (int l = 0; l < run_height; l++)
+		first_at[l] = last_at[l] = 0;
+	at = off;
+	for (int i = 0; i < n; i++)
+	{
+		mt_node    *nd = mt_node_at(m.arena, at);
+		size_t		klen = nokv_ikey_size(e[i].ukey_len);
+		size_t		size = mt_node_size(heights[i], klen + e[i].l1, e[i].l2);
+		char	   *kp;
+
+		for (size_t ahead = MT_PREFETCH_DIST; ahead < MT_PREFETCH_DIST + MT_PREFETCH_SPAN; ahead += 64)
+			mt_prefetch_write((char *) nd + size + ahead);
+		nd->key_len = (uint32_t) klen;
+		nd->value_len = (uint32_t) (e[i].l1 + e[i].l2);
+		nd->height = heights[i];
+		kp = mt_node_key(nd);
+		nokv_ikey_encode(kp, e[i].cf, e[i].ukey, e[i].ukey_len, e[i].version, e[i].kind);
+		if (e[i].l1)
+			memcpy(kp + klen, e[i].v1, e[i].l1);
+		if (e[i].l2)
+			memcpy(kp + klen + e[i].l1, e[i].v2, e[i].l2);
+		for (int l = 0; l < heights[i]; l++)
+		{
+			if (last_at[l] != 0)
+				atomic_store_explicit(&mt_node_at(m.arena, last_at[l])->next[l], at,
+									  memory_order_relaxed);
+			else
+				first_at[l] = at;
+			last_at[l] = at;
+		}
+		at += (uint32_t) size;
+	}
+#ifdef NOKV_CHECK_INVARIANTS
+	/* the caller's promise (the sanitizer build checks it) */
+	for (uint32_t a = off, b; a != last_at[0]; a = b)
+	{
+		mt_node    *x = mt_node_at(m.arena, a);
+		mt_node    *y = mt_node_at(m.arena, b = a + (uint32_t) mt_node_size(x->height, x->key_len, x->value_len));
+
+		assert(nokv_ikey_compare(mt_node_key(x), x->key_len, mt_node_key(y), y->key_len) < 0);
+	}
+#endif
+
+	first_key = mt_key_make(mt_node_key(mt_node_at(m.arena, off)),
+							mt_node_at(m.arena, off)->key_len, NULL, 0);
+	last_key = mt_key_make(mt_node_key(mt_node_at(m.arena, last_at[0])),
+						   mt_node_at(m.arena, last_at[0])->key_len, NULL, 0);
+	list_height = (int) atomic_load_explicit(&m.hdr->height[list], memory_order_relaxed);
+	found = mt_search(m, list, &first_key, list_height, hint, prev, next);
+	for (int l = found ? 0 : list_height; l < (list_height > run_height ? list_height : run_height); l++)
+	{
+		prev[l] = MT_HEAD(list);
+		next[l] = 0;
+	}
+	mt_raise_height(m, list, list_height, run_height);
+	if (found)
+	{
+		/* the first key is present: node by node, equal keys drop out */
+		linked = mt_link_nodes_from(m, list, off, n, 0, prev);
+		hint->unpublished += (uint32_t) linked;
+		return NOKV_OK;
+	}
+
+	for (int l = 0; l < run_height; l++)
+	{
+		mt_key		lo = l == 0 ? first_key
+			: mt_key_make(mt_node_key(mt_node_at(m.arena, first_at[l])),
+						  mt_node_at(m.arena, first_at[l])->key_len, NULL, 0);
+		mt_key		hi = l == 0 ? last_key
+			: mt_key_make(mt_node_key(mt_node_at(m.arena, last_at[l])),
+						  mt_node_at(m.arena, last_at[l])->key_len, NULL, 0);
+
+		for (;;)
+		{
+			uint32_t	expected = next[l];
+
+			if (next[l] != 0 && mt_compare(list, &hi, mt_node_at(m.arena, next[l])) >= 0)
+			{
+				/* a node inside the run's range: node by node from here up */
+				linked = mt_link_nodes_from(m, list, off, n, l, prev);
+				hint->unpublished += (uint32_t) linked;
+				return NOKV_OK;
+			}
+			atomic_store_explicit(&mt_node_at(m.arena, last_at[l])->next[l], next[l],
+								  memory_order_relaxed);
+			if (atomic_compare_exchange_strong_explicit(&mt_node_at(m.arena, prev[l])->next[l],
+														&expected, first_at[l],
+														memory_order_release,
+														memory_order_relaxed))
+			{
+#ifdef NOKV_CHECK_INVARIANTS
+				if (l == 0 && nokv_memtable_run_linked_hook)
+					nokv_memtable_run_linked_hook(nokv_memtable_run_linked_hook_arg);
+#endif
+				break;
+			}
+			found = mt_find_splice(m.arena, list, &lo, prev[l], l, 0, &prev[l], &next[l]);
+			if (found)
+			{
+				/* a concurrent insert of the first key won (level 0 only) */
+				assert(l == 0);
+				linked = mt_link_nodes_from(m, list, off, n, 0, prev);
+				hint->unpublished += (uint32_t) linked;
+				return NOKV_OK;
+			}
+		}
+	}
+
+	/* the run's last node at each of its levels is the hint's predecessor there */
+	for (int l = 0; l < run_height; l++)
+		prev[l] = last_at[l];
+	hint->last = last_at[0];
+	hint->unpublished += (uint32_t) n;
 	return NOKV_OK;
 }
 
@@ -790,6 +1040,19 @@ nokv_memtable_add(nokv_ctx *ctx, nokv_off mt,
 	return mt_insert(mt_resolve(ctx, mt), MT_POINTS, &key, value, value_len, NULL);
 }
 
+/* a hint taken for another memtable (or mapping) starts over */
+static inline void
+mt_hint_attach(nokv_ctx *ctx, nokv_off mt, nokv_mt_hint *hint)
+{
+	if (hint->mt != mt || hint->base != ctx->base)
+	{
+		assert(hint->unpublished == 0);
+		memset(hint, 0, sizeof(*hint));
+		hint->base = ctx->base;
+		hint->mt = mt;
+	}
+}
+
 int
 nokv_memtable_add_hinted(nokv_ctx *ctx, nokv_off mt,
 						 const char *ikey, size_t ikey_len,
@@ -801,16 +1064,20 @@ nokv_memtable_add_hinted(nokv_ctx *ctx, nokv_off mt,
 
 	if (ikey_len < 1 + NOKV_IKEY_TRAILER)
 		return NOKV_INVALID_ARGUMENT;
-	if (hint->mt != mt || hint->base != ctx->base)
-	{
-		assert(hint->unpublished == 0);
-		memset(hint, 0, sizeof(*hint));
-		hint->base = ctx->base;
-		hint->mt = mt;
-	}
+	mt_hint_attach(ctx, mt, hint);
 	/* a point entry's key extension is not compared: it carries v1 */
 	key = mt_key_make(ikey, ikey_len, v1, l1);
 	return mt_insert(mt_resolve(ctx, mt), MT_POINTS, &key, v2, l2, hint);
+}
+
+int
+nokv_memtable_add_run(nokv_ctx *ctx, nokv_off mt, const nokv_mt_entry *entries, int n,
+					  nokv_mt_hint *hint)
+{
+	if (n < 1 || n > NOKV_MT_RUN_MAX)
+		return NOKV_INVALID_ARGUMENT;
+	mt_hint_attach(ctx, mt, hint);
+	return mt_insert_run(mt_resolve(ctx, mt), entries, n, hint);
 }
 
 void

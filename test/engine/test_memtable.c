@@ -1117,6 +1117,319 @@ test_threads(void)
 	free(r.mem);
 }
 
+
+/* ---------- runs ---------- */
+
+static char run_keys[NOKV_MT_RUN_MAX + 1][16];
+
+/* insert user keys "u%06d" of ids (ascending) as one run; also list them in all */
+static int
+add_run_of(region *r, nokv_mt_hint *hint, const int *ids, int n, kv *all, int *nall)
+{
+	nokv_mt_entry e[NOKV_MT_RUN_MAX + 1];
+
+	for (int i = 0; i < n; i++)
+	{
+		int			len = sprintf(run_keys[i], "u%06d", ids[i]);
+
+		e[i] = (nokv_mt_entry) {
+			.cf = 0, .kind = NOKV_KIND_PUT, .ukey = run_keys[i], .ukey_len = (size_t) len,
+			.version = 9, .v1 = "v", .l1 = 1, .v2 = run_keys[i], .l2 = (size_t) len,
+		};
+		if (all)
+		{
+			all[*nall].klen = mk_ikey(all[*nall].k, 0, run_keys[i], (size_t) len, 9, NOKV_KIND_PUT);
+			(*nall)++;
+		}
+	}
+	return nokv_memtable_add_run(&r->ctx, MT_OFF, e, n, hint);
+}
+
+#ifdef NOKV_CHECK_INVARIANTS
+typedef struct run_window
+{
+	region	   *r;
+	kv		   *all;
+	int		   *nall;
+	bool		called;
+} run_window;
+
+/* the hook: 48 keys between the run's nodes "u0070NN", plain inserts */
+static void
+run_window_insert(void *arg)
+{
+	run_window *w = arg;
+
+	w->called = true;
+	for (int i = 0; i < 48; i++)
+	{
+		char		u[24];
+		int			len = sprintf(u, "u0070%02dx", i);
+		kv		   *x = &w->all[(*w->nall)++];
+
+		x->klen = mk_ikey(x->k, 0, u, (size_t) len, 9, NOKV_KIND_PUT);
+		if (nokv_memtable_add(&w->r->ctx, MT_OFF, x->k, x->klen, "w", 1) != NOKV_OK)
+			tap_bail("insert inside a run failed");
+	}
+}
+#endif
+
+static void
+test_runs(void)
+{
+	region		r;
+	nokv_mt_hint hint = {0};
+	kv		   *all = calloc(1024, sizeof(kv));
+	int			nall = 0;
+	int			ids[NOKV_MT_RUN_MAX + 1];
+	bool		rc_ok = true;
+
+	region_init(&r, 4 << 20);
+
+	/* into an empty list, then after it, then before everything */
+	for (int i = 0; i < 64; i++)
+		ids[i] = 1000 + i;
+	rc_ok &= add_run_of(&r, &hint, ids, 64, all, &nall) == NOKV_OK;
+	is_int(nokv_memtable_entries(&r.ctx, MT_OFF), 0, "run: counted in the hint until published");
+	nokv_memtable_hint_publish(&r.ctx, &hint);
+	is_int(nokv_memtable_entries(&r.ctx, MT_OFF), 64, "run: 64 entries after publishing");
+	for (int i = 0; i < 64; i++)
+		ids[i] = 2000 + i;
+	rc_ok &= add_run_of(&r, &hint, ids, 64, all, &nall) == NOKV_OK;
+	for (int i = 0; i < 64; i++)
+		ids[i] = 10 + i;
+	rc_ok &= add_run_of(&r, &hint, ids, 64, all, &nall) == NOKV_OK;
+
+	/* among existing keys: evens one by one, then a run of the odds between them */
+	for (int i = 0; i < 64; i++)
+	{
+		char		u[16];
+		int			len = sprintf(u, "u%06d", 3000 + 2 * i);
+
+		all[nall].klen = mk_ikey(all[nall].k, 0, u, (size_t) len, 9, NOKV_KIND_PUT);
+		rc_ok &= nokv_memtable_add_hinted(&r.ctx, MT_OFF, all[nall].k, all[nall].klen, "v", 1,
+										  u, (size_t) len, &hint) == NOKV_OK;
+		nall++;
+	}
+	for (int i = 0; i < 64; i++)
+		ids[i] = 3001 + 2 * i;
+	rc_ok &= add_run_of(&r, &hint, ids, 64, all, &nall) == NOKV_OK;
+
+	/* keys already present (replay): the first, and one in the middle */
+	ids[0] = 1000;
+	for (int i = 1; i < 10; i++)
+		ids[i] = 1100 + i;
+	rc_ok &= add_run_of(&r, &hint, ids, 10, all, &nall) == NOKV_OK;
+	ids[0] = 1500;
+	ids[1] = 2010;
+	ids[2] = 2500;
+	rc_ok &= add_run_of(&r, &hint, ids, 3, all, &nall) == NOKV_OK;
+
+	/* a run of one */
+	ids[0] = 5;
+	rc_ok &= add_run_of(&r, &hint, ids, 1, all, &nall) == NOKV_OK;
+	ok(rc_ok, "run: every run inserted");
+	nokv_memtable_hint_publish(&r.ctx, &hint);
+	check_contents(&r, all, nall, "runs");
+
+	{
+		char		k[64];
+		size_t		klen = mk_ikey(k, 0, "u003001", 7, 9, NOKV_KIND_PUT);
+		int			kind;
+		uint64_t	ver;
+		const char *val;
+		size_t		vlen;
+
+		ok(nokv_memtable_get(&r.ctx, MT_OFF, k, klen - NOKV_IKEY_TRAILER, NOKV_VERSION_MAX,
+							 &kind, &ver, &val, &vlen) &&
+		   kind == NOKV_KIND_PUT && ver == 9 && vlen == 8 && memcmp(val, "vu003001", 8) == 0,
+		   "run: an entry's value is its two parts joined");
+	}
+
+#ifdef NOKV_CHECK_INVARIANTS
+	/*
+	 * Keys linked inside a run's range after its level 0 and before its
+	 * higher levels (what a concurrent writer can do): the run's CAS on a
+	 * higher level then fails and it links node by node from there up.
+	 */
+	{
+		run_window w = {.r = &r, .all = all, .nall = &nall};
+
+		for (int i = 0; i < 64; i++)
+			ids[i] = 7000 + i;
+		nokv_memtable_run_linked_hook = run_window_insert;
+		nokv_memtable_run_linked_hook_arg = &w;
+		ok(add_run_of(&r, &hint, ids, 64, all, &nall) == NOKV_OK && w.called,
+		   "run: inserted with keys linked inside it before its upper levels");
+		nokv_memtable_run_linked_hook = NULL;
+		nokv_memtable_hint_publish(&r.ctx, &hint);
+		check_contents(&r, all, nall, "runs joined by other keys");
+	}
+#endif
+
+	for (int i = 0; i <= NOKV_MT_RUN_MAX; i++)
+		ids[i] = 8000 + i;
+	is_int(add_run_of(&r, &hint, ids, 0, NULL, NULL), NOKV_INVALID_ARGUMENT, "run: empty is refused");
+	is_int(add_run_of(&r, &hint, ids, NOKV_MT_RUN_MAX + 1, NULL, NULL), NOKV_INVALID_ARGUMENT,
+		   "run: more than NOKV_MT_RUN_MAX is refused");
+	free(r.mem);
+
+	/* a run that does not fit inserts nothing */
+	{
+		region		small;
+		nokv_mt_hint h2 = {0};
+		bool		sorted;
+
+		region_init(&small, 2048);
+		for (int i = 0; i < 64; i++)
+			ids[i] = i;
+		is_int(add_run_of(&small, &h2, ids, 64, NULL, NULL), NOKV_NO_SPACE, "run: no space");
+		nokv_memtable_hint_publish(&small.ctx, &h2);
+		is_int(check_sorted(&small.ctx, MT_OFF, &sorted), 0, "run: nothing of it inserted");
+		ok(region_guard_intact(&small, 2048), "run: nothing written outside the arena");
+		free(small.mem);
+	}
+	free(all);
+}
+
+/*
+ * Runs racing: in one phase the writers' runs interleave in key order (run
+ * i of writer w holds keys "r<i>-<w>"), so runs meet foreign nodes inside
+ * their range at every level and fall back to linking node by node; in the
+ * other they take blocks of consecutive ids from a shared counter and race
+ * to append at the end of the list, like table rows.
+ */
+#define RT_WRITERS	3
+#define RT_KEYS		20000
+#define RT_BLOCKS	300
+
+typedef struct rt_arg
+{
+	nokv_ctx   *ctx;
+	int			id;
+	_Atomic int *go;
+	_Atomic long *next_block;
+	bool		failed;
+} rt_arg;
+
+static size_t
+rt_ukey_interleaved(char *u, int w, long i)
+{
+	return (size_t) sprintf(u, "r%08ld-%d", i, w);
+}
+
+static size_t
+rt_ukey_block(char *u, long id)
+{
+	return (size_t) sprintf(u, "t%010ld", id);
+}
+
+static void *
+rt_writer(void *p)
+{
+	rt_arg	   *a = p;
+	nokv_mt_hint hint = {0};
+	char		u[NOKV_MT_RUN_MAX][40];
+	nokv_mt_entry e[NOKV_MT_RUN_MAX];
+	long		i = 0;
+
+	while (!atomic_load(a->go))
+		;
+	/* interleaved runs of 1..64 keys */
+	while (i < RT_KEYS && !a->failed)
+	{
+		int			n = 1 + (int) ((i * 7 + a->id * 13) % NOKV_MT_RUN_MAX);
+
+		if (i + n > RT_KEYS)
+			n = (int) (RT_KEYS - i);
+		for (int j = 0; j < n; j++)
+		{
+			size_t		len = rt_ukey_interleaved(u[j], a->id, i + j);
+
+			e[j] = (nokv_mt_entry) {
+				.cf = 0, .kind = NOKV_KIND_PUT, .ukey = u[j], .ukey_len = len, .version = 3,
+				.v1 = "i", .l1 = 1, .v2 = u[j], .l2 = len,
+			};
+		}
+		a->failed = nokv_memtable_add_run(a->ctx, MT_OFF, e, n, &hint) != NOKV_OK;
+		i += n;
+	}
+	/* blocks of consecutive ids appended at the end */
+	for (;;)
+	{
+		long		block = atomic_fetch_add(a->next_block, 1);
+
+		if (block >= RT_BLOCKS || a->failed)
+			break;
+		for (int j = 0; j < NOKV_MT_RUN_MAX; j++)
+		{
+			size_t		len = rt_ukey_block(u[j], block * NOKV_MT_RUN_MAX + j);
+
+			e[j] = (nokv_mt_entry) {
+				.cf = 0, .kind = NOKV_KIND_PUT, .ukey = u[j], .ukey_len = len, .version = 3,
+				.v1 = "b", .l1 = 1, .v2 = u[j], .l2 = len,
+			};
+		}
+		a->failed = nokv_memtable_add_run(a->ctx, MT_OFF, e, NOKV_MT_RUN_MAX, &hint) != NOKV_OK;
+	}
+	nokv_memtable_hint_publish(a->ctx, &hint);
+	return NULL;
+}
+
+static bool
+rt_found(nokv_ctx *ctx, const char *u, size_t ulen, char tag)
+{
+	char		k[64];
+	int			kind;
+	uint64_t	ver;
+	const char *val;
+	size_t		vlen;
+
+	mk_ikey(k, 0, u, ulen, 3, NOKV_KIND_PUT);
+	return nokv_memtable_get(ctx, MT_OFF, k, 1 + ulen, NOKV_VERSION_MAX, &kind, &ver, &val, &vlen) &&
+		vlen == 1 + ulen && val[0] == tag && memcmp(val + 1, u, ulen) == 0;
+}
+
+static void
+test_run_threads(void)
+{
+	region		r;
+	pthread_t	tids[RT_WRITERS];
+	rt_arg		args[RT_WRITERS];
+	_Atomic int go = 0;
+	_Atomic long next_block = 0;
+	long		total = RT_WRITERS * RT_KEYS + RT_BLOCKS * NOKV_MT_RUN_MAX;
+	bool		sorted;
+	bool		failed = false;
+	bool		all_found = true;
+	char		u[40];
+
+	region_init(&r, 64u << 20);
+	for (int i = 0; i < RT_WRITERS; i++)
+	{
+		args[i] = (rt_arg) {.ctx = &r.ctx, .id = i, .go = &go, .next_block = &next_block};
+		if (pthread_create(&tids[i], NULL, rt_writer, &args[i]) != 0)
+			tap_bail("pthread_create failed");
+	}
+	atomic_store(&go, 1);
+	for (int i = 0; i < RT_WRITERS; i++)
+	{
+		pthread_join(tids[i], NULL);
+		failed |= args[i].failed;
+	}
+	ok(!failed, "run threads: every run inserted");
+	is_int(nokv_memtable_entries(&r.ctx, MT_OFF), total, "run threads: entry count");
+	is_int(check_sorted(&r.ctx, MT_OFF, &sorted), total, "run threads: iterator sees all %ld", total);
+	ok(sorted, "run threads: in strict order");
+	for (int w = 0; w < RT_WRITERS && all_found; w++)
+		for (long i = 0; i < RT_KEYS && all_found; i++)
+			all_found = rt_found(&r.ctx, u, rt_ukey_interleaved(u, w, i), 'i');
+	for (long id = 0; id < RT_BLOCKS * NOKV_MT_RUN_MAX && all_found; id++)
+		all_found = rt_found(&r.ctx, u, rt_ukey_block(u, id), 'b');
+	ok(all_found, "run threads: every key found with its value");
+	free(r.mem);
+}
+
 /*
  * Writers with their own hints, each inserting an ascending run that
  * interleaves with the others' (writer w's i-th key sorts between the
@@ -1570,6 +1883,8 @@ main(void)
 	test_lockstep_duplicates();
 	test_threads();
 	test_hinted_threads();
+	test_runs();
+	test_run_threads();
 	test_processes_anonymous();
 	test_processes_memfd();
 	return tap_done();
