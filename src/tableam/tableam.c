@@ -590,6 +590,52 @@ form_minimal_tuple(TupleDesc desc, Datum *values, bool *isnull)
 	return mt;
 }
 
+/*
+ * The tuple the slot already holds formed, if it can be stored as it is:
+ * COPY materializes every row it buffers and INSERT copies the plan's row
+ * into the table's slot by forming one, so the row is usually formed once
+ * before we see it.  A MinimalTuple is the same bytes from
+ * MINIMAL_TUPLE_OFFSET on, so copying them replaces deforming the tuple and
+ * forming it again.  Not when it holds TOAST pointers (fetched below) or
+ * fewer attributes than the relation (form_row fills in the missing ones).
+ */
+static HeapTuple
+slot_formed_tuple(Relation rel, TupleTableSlot *slot)
+{
+	HeapTuple	tuple;
+
+	if (!TTS_IS_HEAPTUPLE(slot) || TTS_EMPTY(slot))
+		return NULL;
+	tuple = ((HeapTupleTableSlot *) slot)->tuple;
+	if (tuple == NULL || HeapTupleHasExternal(tuple) ||
+		HeapTupleHeaderGetNatts(tuple->t_data) != RelationGetDescr(rel)->natts)
+		return NULL;
+	return tuple;
+}
+
+static MinimalTuple
+minimal_from_formed(HeapTuple tuple, bool scratch)
+{
+	uint32		len = tuple->t_len - MINIMAL_TUPLE_OFFSET;
+	MinimalTuple mt;
+
+	if (scratch && len <= ROW_SCRATCH_SIZE)
+	{
+		if (row_scratch == NULL)
+			row_scratch = MemoryContextAlloc(TopMemoryContext, ROW_SCRATCH_SIZE);
+		mt = row_scratch;
+	}
+	else
+		mt = palloc(len);
+	memcpy(mt, (char *) tuple->t_data + MINIMAL_TUPLE_OFFSET, len);
+	mt->t_len = len;
+	memset(mt->mt_padding, 0, sizeof(mt->mt_padding));
+	/* only the bits that describe the data: a heap table's row carries hint bits */
+	mt->t_infomask &= HEAP_HASNULL | HEAP_HASVARWIDTH;
+	mt->t_infomask2 &= HEAP_NATTS_MASK;
+	return mt;
+}
+
 static void
 free_row(MinimalTuple mt)
 {
@@ -610,7 +656,14 @@ form_row(Relation rel, TupleTableSlot *slot, bool scratch)
 	bool	   *isnull;
 	MinimalTuple mt;
 	bool		external = false;
+	HeapTuple	formed = slot_formed_tuple(rel, slot);
 
+	if (formed != NULL)
+	{
+		mt = minimal_from_formed(formed, scratch);
+		nokv_kv_check_value_size(ROW_KEY_LEN, mt->t_len + NOKV_VH_SIZE);
+		return mt;
+	}
 	slot_getallattrs(slot);
 	for (int i = 0; i < desc->natts && !external; i++)
 		external = !slot->tts_isnull[i] && TupleDescAttr(desc, i)->attlen == -1 &&
