@@ -42,7 +42,7 @@
 #include "nokv/wal.h"
 
 #define NOKV_REGION_MAGIC		0x4e4f4b5652474e31ull	/* "NOKVRGN1" */
-#define NOKV_REGION_VERSION		1
+#define NOKV_REGION_VERSION		2
 #define NOKV_MAX_MEMTABLES		16
 #define NOKV_DIR_MAX			1024
 
@@ -110,11 +110,31 @@ typedef struct nokv_version
 
 /* ---------- shared statistics (atomics; read without stopping writers) ---------- */
 
-typedef struct nokv_shared_stats
+/*
+ * The counters every read or write bumps, striped: processes writing at
+ * once would otherwise pass one cache line back and forth on every write
+ * (and with it the flags every writer reads).  A handle bumps its own
+ * stripe (nokv_db.stripe); readers add the stripes up (nokv_hot_sum).
+ * 128 bytes each, so stripes never share a line.
+ */
+#define NOKV_STAT_STRIPES 16
+
+typedef struct nokv_hot_counters
 {
 	_Atomic uint64_t gets;
 	_Atomic uint64_t writes;
+	_Atomic uint64_t batches;
 	_Atomic uint64_t user_bytes_written;
+	_Atomic uint64_t cf_reads[NOKV_CF_COUNT];
+	_Atomic uint64_t cf_writes[NOKV_CF_COUNT];
+	char		pad[128 - (4 + 2 * NOKV_CF_COUNT) * sizeof(uint64_t)];
+} nokv_hot_counters;
+
+_Static_assert(sizeof(nokv_hot_counters) == 128, "a stripe is two cache lines");
+
+typedef struct nokv_shared_stats
+{
+	nokv_hot_counters hot[NOKV_STAT_STRIPES];
 	_Atomic uint64_t flushes;
 	_Atomic uint64_t flush_bytes;
 	_Atomic uint64_t compactions;
@@ -125,12 +145,21 @@ typedef struct nokv_shared_stats
 	_Atomic uint64_t slowdown_count;
 	_Atomic int write_stalled;
 	_Atomic int write_slowed;
-	_Atomic uint64_t cf_reads[NOKV_CF_COUNT];
-	_Atomic uint64_t cf_writes[NOKV_CF_COUNT];
-	_Atomic uint64_t batches;
 	_Atomic uint64_t vlog_gc_runs;
 	nokv_sst_counters sst;
 } nokv_shared_stats;
+
+/* a striped counter's total, e.g. nokv_hot_sum(s, offsetof(nokv_hot_counters, gets)) */
+static inline uint64_t
+nokv_hot_sum(nokv_shared_stats *s, size_t field)
+{
+	uint64_t	total = 0;
+
+	for (int i = 0; i < NOKV_STAT_STRIPES; i++)
+		total += atomic_load_explicit((_Atomic uint64_t *) ((char *) &s->hot[i] + field),
+									  memory_order_relaxed);
+	return total;
+}
 
 /* the options that must be identical in every process */
 typedef struct nokv_shared_options
@@ -259,6 +288,9 @@ struct nokv_db
 	int			write_hint_slot;
 	uint64_t	write_hint_gen;
 	nokv_mt_hint write_hint;
+
+	/* this handle's stripe of the shared hot counters (by process) */
+	int			stripe;
 
 	/* standalone only */
 	bool		owns_region;

@@ -307,6 +307,7 @@ handle_new(void *region, const nokv_options *opts)
 	db->hdr = region;
 	db->ctx.base = region;
 	db->lock_fd = -1;
+	db->stripe = (int) (((uint64_t) getpid() * 0x9e3779b97f4a7c15ull) >> 60) % NOKV_STAT_STRIPES;
 	if (opts->platform)
 		db->platform = *opts->platform;
 	else
@@ -814,7 +815,8 @@ apply_batch(nokv_db *db, nokv_mt_slot *slot, const nokv_batch *b, uint64_t first
 	/* one shared-counter update per column family, not per entry */
 	for (int cf = 0; cf < NOKV_CF_COUNT; cf++)
 		if (written[cf] > 0)
-			atomic_fetch_add_explicit(&db->hdr->stats.cf_writes[cf], written[cf], memory_order_relaxed);
+			atomic_fetch_add_explicit(&db->hdr->stats.hot[db->stripe].cf_writes[cf], written[cf],
+									  memory_order_relaxed);
 	if (r < 0)
 		return nokv_error_set(err, NOKV_CORRUPTION, "malformed write batch");
 	return NOKV_OK;
@@ -844,6 +846,7 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 {
 	nokv_region_hdr *hdr = db->hdr;
 	nokv_mt_slot *slot;
+	nokv_hot_counters *hot;
 	size_t		cost;
 	uint64_t	first;
 	uint64_t	last;
@@ -1085,11 +1088,12 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 		nokv_cond_broadcast(&db->platform, NOKV_COND_PUBLISH);
 	}
 
-	atomic_fetch_add(&hdr->stats.writes, b->count);
-	atomic_fetch_add(&hdr->stats.batches, 1);
+	hot = &hdr->stats.hot[db->stripe];
+	atomic_fetch_add_explicit(&hot->writes, b->count, memory_order_relaxed);
+	atomic_fetch_add_explicit(&hot->batches, 1, memory_order_relaxed);
 	if (hdr->hotring && !(wo && wo->untracked))
 		touch_written_keys(db, b);
-	atomic_fetch_add(&hdr->stats.user_bytes_written, b->user_bytes);
+	atomic_fetch_add_explicit(&hot->user_bytes_written, b->user_bytes, memory_order_relaxed);
 
 	if (!external && ((wo && wo->sync) || hdr->opts.sync_mode == NOKV_SYNC_BATCH))
 		return nokv_wal_sync(db->wal, end_lsn, err);
@@ -1828,8 +1832,8 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 	lkey[0] = (char) cf;
 	if (klen)
 		memcpy(lkey + 1, key, klen);
-	atomic_fetch_add(&db->hdr->stats.gets, 1);
-	atomic_fetch_add_explicit(&db->hdr->stats.cf_reads[cf], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&db->hdr->stats.hot[db->stripe].gets, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&db->hdr->stats.hot[db->stripe].cf_reads[cf], 1, memory_order_relaxed);
 
 	nokv_view_acquire(db, &view);
 	for (;;)
@@ -2043,9 +2047,9 @@ nokv_get_stats(nokv_db *db, nokv_stats *st)
 	st->compaction_bytes_read = atomic_load(&s->compaction_bytes_read);
 	st->compaction_bytes_written = atomic_load(&s->compaction_bytes_written);
 	st->compaction_entries_dropped = atomic_load(&s->compaction_entries_dropped);
-	st->user_bytes_written = atomic_load(&s->user_bytes_written);
-	st->gets = atomic_load(&s->gets);
-	st->writes = atomic_load(&s->writes);
+	st->user_bytes_written = nokv_hot_sum(s, offsetof(nokv_hot_counters, user_bytes_written));
+	st->gets = nokv_hot_sum(s, offsetof(nokv_hot_counters, gets));
+	st->writes = nokv_hot_sum(s, offsetof(nokv_hot_counters, writes));
 	st->bloom_checked = atomic_load(&s->sst.bloom_checked);
 	st->bloom_useful = atomic_load(&s->sst.bloom_useful);
 	if (db->wal)

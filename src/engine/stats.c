@@ -119,7 +119,7 @@ nokv_stats_foreach(nokv_db *db, nokv_stat_fn fn, void *arg)
 	emit(&e, "flush.completed", (double) st.flushes, "count", "memtables flushed to SSTs");
 	emit(&e, "flush.bytes", (double) st.flush_bytes, "bytes", "SST bytes written by flushes");
 
-	emit(&e, "write.batches_total", (double) atomic_load(&hdr->stats.batches), "count", "write batches applied");
+	emit(&e, "write.batches_total", (double) nokv_hot_sum(&hdr->stats, offsetof(nokv_hot_counters, batches)), "count", "write batches applied");
 	emit(&e, "write.entries_total", (double) st.writes, "count", "entries written (puts, deletes, range deletes)");
 	emit(&e, "write.bytes_total", (double) st.user_bytes_written, "bytes", "key and value bytes accepted");
 	emit(&e, "write.throttle_active", st.write_stalled, "bool", "writers are stalled (level 0 full or no free memtable)");
@@ -183,9 +183,9 @@ nokv_stats_foreach(nokv_db *db, nokv_stat_fn fn, void *arg)
 	{
 		const char *name = nokv_cf_name(cf);
 
-		emitf(&e, (double) atomic_load(&hdr->stats.cf_writes[cf]), "count", "entries written",
+		emitf(&e, (double) nokv_hot_sum(&hdr->stats, offsetof(nokv_hot_counters, cf_writes[cf])), "count", "entries written",
 			  "lsm.column_families.%s.writes", name);
-		emitf(&e, (double) atomic_load(&hdr->stats.cf_reads[cf]), "count", "point reads",
+		emitf(&e, (double) nokv_hot_sum(&hdr->stats, offsetof(nokv_hot_counters, cf_reads[cf])), "count", "point reads",
 			  "lsm.column_families.%s.reads", name);
 		emitf(&e, (double) cf_entries[cf], "count", "entries in SST files", "lsm.column_families.%s.entries", name);
 		emitf(&e, (double) cf_bytes[cf], "bytes", "key and value bytes in SST files (before compression)",

@@ -671,6 +671,8 @@ run_variant(bool use_memfd, uint64_t seed, long nkeys)
 		ok(files > 0 && st.memtables_immutable == 0,
 		   "%s: shared statistics: %d SST files, %" PRIu64 " flushes, %" PRIu64 " compactions, %" PRIu64 " writes",
 		   name, files, st.flushes, st.compactions, st.writes);
+		/* each process counts in its own stripe; the total is every writer's */
+		is_int(st.writes, (long) NWRITERS * nkeys, "%s: every writer process's entries counted", name);
 	}
 	nokv_close(db);
 	db = NULL;
