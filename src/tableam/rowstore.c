@@ -71,11 +71,24 @@ typedef struct RowsShared
 	uint32		evict_hand;
 } RowsShared;
 
-/* per relation, in rd_amcache */
+/*
+ * Row ids a backend takes at a time for short inserts.  Backends inserting
+ * into one table at once then append to different ranges of its keys: with
+ * ids handed out one by one they append at the same end of the memtable,
+ * and every insert moved the cache lines of the other backend's last node,
+ * of the allocation lock and of the table's slot between the CPUs (heap
+ * backends likewise fill pages of their own).  Ids a backend never uses are
+ * a gap, like a sequence's cache.
+ */
+#define ROWID_LOCAL_CHUNK 64
+
+/* per relation, in rd_amcache (lost on a relcache rebuild: a gap of ids) */
 typedef struct RowsRelCache
 {
 	Oid			relnode;		/* the relfilenode it describes */
 	uint64		tableid;
+	uint64		local_next;		/* this backend's range of ids still unused */
+	uint64		local_end;
 } RowsRelCache;
 
 static RowsShared *rows_shared = NULL;
@@ -418,14 +431,15 @@ rows_create_storage(const RelFileNode *rnode, char persistence)
 	return meta.tableid;
 }
 
-uint64
-rows_tableid(Relation rel)
+/* rel's cache entry, (re)loaded for its current relfilenode */
+static RowsRelCache *
+rows_cache(Relation rel)
 {
 	RowsRelCache *c = (RowsRelCache *) rel->rd_amcache;
 	NokvMetaPage meta;
 
 	if (c != NULL && c->relnode == rel->rd_node.relNode)
-		return c->tableid;
+		return c;
 	read_meta(rel, &meta);
 	if (c == NULL)
 	{
@@ -434,8 +448,17 @@ rows_tableid(Relation rel)
 	}
 	c->relnode = rel->rd_node.relNode;
 	c->tableid = meta.tableid;
-	return meta.tableid;
+	c->local_next = c->local_end = 0;
+	return c;
 }
+
+uint64
+rows_tableid(Relation rel)
+{
+	return rows_cache(rel)->tableid;
+}
+
+static uint64 rows_allocate_shared(Relation rel, int n);
 
 /* the slot of rel, loaded from its metapage if needed; allocation lock held */
 static RowidSlot *
@@ -464,8 +487,34 @@ rowid_slot(Relation rel)
 	return free_slot;
 }
 
+/*
+ * n new row ids, consecutive.  Short inserts take them from the backend's
+ * own range, refilled ROWID_LOCAL_CHUNK at a time; a longer request (a COPY
+ * batch) takes exactly its ids from the table's shared counter.
+ */
 uint64
 rows_allocate(Relation rel, int n)
+{
+	RowsRelCache *c = rows_cache(rel);
+	uint64		first;
+
+	if (c->local_end - c->local_next >= (uint64) n)
+	{
+		first = c->local_next;
+		c->local_next += n;
+		return first;
+	}
+	if (n >= ROWID_LOCAL_CHUNK)
+		return rows_allocate_shared(rel, n);
+	first = rows_allocate_shared(rel, ROWID_LOCAL_CHUNK);
+	c->local_next = first + n;
+	c->local_end = first + ROWID_LOCAL_CHUNK;
+	return first;
+}
+
+/* n ids from the table's shared counter, its metapage mark raised first if needed */
+static uint64
+rows_allocate_shared(Relation rel, int n)
 {
 	LWLock	   *lock = &rows_locks[0].lock;
 	RowidSlot  *s;
