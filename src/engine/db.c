@@ -716,6 +716,14 @@ apply_entries(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t version, b
 }
 
 /*
+ * The smallest batch inserted as runs.  A run pays off when its entries are
+ * neighbours (a COPY batch of a table's rows); a small batch is often spread
+ * out (an update's marker on the old row and its new row at the table's
+ * end), where a run would only fall back to linking node by node.
+ */
+#define RUN_MIN_ENTRIES 8
+
+/*
  * apply_batch for an ascending batch without range deletes: decode up to
  * NOKV_MT_RUN_MAX entries at a time and insert them as one run.  Returns
  * what the last nokv_batch_next returned (0 at the end, -1 if malformed);
@@ -803,7 +811,7 @@ apply_batch(nokv_db *db, nokv_mt_slot *slot, const nokv_batch *b, uint64_t first
 		}
 	}
 
-	if (ascending && b->count > 1)
+	if (ascending && b->count >= RUN_MIN_ENTRIES)
 		r = apply_runs(db, mt, b, first, one_version, hint, written, &rc);
 	else
 		r = apply_entries(db, mt, b, first, one_version, hint, written, &rc);

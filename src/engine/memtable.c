@@ -665,10 +665,9 @@ void	   *nokv_memtable_run_linked_hook_arg;
 #endif
 
 static int
-mt_link_nodes_from(mt_ref m, int list, uint32_t off, int n, int from_level,
-				   const uint32_t *run_prev)
+mt_link_nodes_from(mt_ref m, int list, uint32_t off, int n, int from_level)
 {
-	uint32_t	linked_at[MT_MAX_HEIGHT] = {0};
+	int			list_height = (int) atomic_load_explicit(&m.hdr->height[list], memory_order_relaxed);
 	uint32_t	at = off;
 	int			linked = 0;
 
@@ -677,18 +676,32 @@ mt_link_nodes_from(mt_ref m, int list, uint32_t off, int n, int from_level,
 		mt_node    *nd = mt_node_at(m.arena, at);
 		mt_key		key = mt_key_make(mt_node_key(nd), nd->key_len, NULL, 0);
 		int			height = (int) nd->height;
+		uint32_t	prev[MT_MAX_HEIGHT];
+		uint32_t	next[MT_MAX_HEIGHT];
+		uint32_t	before = MT_HEAD(list);
+		uint32_t	bigger = 0;
 		bool		visible = from_level > 0;
+		bool		present = false;
 
-		for (int l = from_level; l < height; l++)
+		/*
+		 * A search from the head, down to from_level only: below it the node
+		 * is already linked and would be found as an equal key.  The run's
+		 * nodes may lie far apart (say an update's marker and its new row),
+		 * so starting from the run's splice could walk a long way on a low
+		 * level.
+		 */
+		for (int l = list_height - 1; l >= from_level; l--)
 		{
-			/* an earlier run node linked here is a closer start below the key */
-			uint32_t	prev = linked_at[l] != 0 ? linked_at[l] : run_prev[l];
-			uint32_t	next;
-
-			if (mt_find_splice(m.arena, list, &key, prev, l, 0, &prev, &next) ||
-				!mt_link_level(m, list, &key, at, l, &prev, &next))
+			present = mt_find_splice(m.arena, list, &key, before, l, bigger, &prev[l], &next[l]);
+			if (present)
+				break;
+			before = prev[l];
+			bigger = next[l];
+		}
+		for (int l = from_level; l < height && !present; l++)
+		{
+			if (!mt_link_level(m, list, &key, at, l, &prev[l], &next[l]))
 				break;			/* an equal key at level 0: this node stays out */
-			linked_at[l] = at;
 			if (l == 0)
 				visible = true;
 		}
@@ -795,7 +808,7 @@ mt_insert_run(mt_ref m, const nokv_mt_entry *e, int n, nokv_mt_hint *hint)
 	if (found)
 	{
 		/* the first key is present: node by node, equal keys drop out */
-		linked = mt_link_nodes_from(m, list, off, n, 0, prev);
+		linked = mt_link_nodes_from(m, list, off, n, 0);
 		hint->unpublished += (uint32_t) linked;
 		return NOKV_OK;
 	}
@@ -816,7 +829,7 @@ mt_insert_run(mt_ref m, const nokv_mt_entry *e, int n, nokv_mt_hint *hint)
 			if (next[l] != 0 && mt_compare(list, &hi, mt_node_at(m.arena, next[l])) >= 0)
 			{
 				/* a node inside the run's range: node by node from here up */
-				linked = mt_link_nodes_from(m, list, off, n, l, prev);
+				linked = mt_link_nodes_from(m, list, off, n, l);
 				hint->unpublished += (uint32_t) linked;
 				return NOKV_OK;
 			}
@@ -838,7 +851,7 @@ mt_insert_run(mt_ref m, const nokv_mt_entry *e, int n, nokv_mt_hint *hint)
 			{
 				/* a concurrent insert of the first key won (level 0 only) */
 				assert(l == 0);
-				linked = mt_link_nodes_from(m, list, off, n, 0, prev);
+				linked = mt_link_nodes_from(m, list, off, n, 0);
 				hint->unpublished += (uint32_t) linked;
 				return NOKV_OK;
 			}
