@@ -11,6 +11,7 @@
  *-------------------------------------------------------------------------
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "nokv/batch.h"
 #include "nokv/memtable.h"
@@ -117,19 +118,27 @@ nokv_batch_put2(nokv_batch *b, int cf, const void *key, size_t klen,
 {
 	char		hdr[2] = {(char) NOKV_KIND_PUT, (char) cf};
 	size_t		key_off;
+	char	   *p;
 
 	if (cf < 0 || cf >= NOKV_CF_COUNT || klen > NOKV_MAX_KEY_SIZE ||
 		l1 > NOKV_MAX_VALUE_SIZE || l2 > NOKV_MAX_VALUE_SIZE - l1 ||
 		(klen && !key) || (l1 && !v1) || (l2 && !v2))
 		return NOKV_INVALID_ARGUMENT;
+	/* one reservation for the whole entry: rows are added a thousand at a time */
+	nokv_buf_reserve(&b->rep, 2 + 5 + klen + 5 + l1 + l2);
 	b->last_op = b->rep.len;
-	nokv_buf_append(&b->rep, hdr, 2);
-	nokv_buf_append_varint32(&b->rep, (uint32_t) klen);
-	key_off = b->rep.len;
-	nokv_buf_append(&b->rep, key, klen);
-	nokv_buf_append_varint32(&b->rep, (uint32_t) (l1 + l2));
-	nokv_buf_append(&b->rep, v1, l1);
-	nokv_buf_append(&b->rep, v2, l2);
+	p = b->rep.data + b->rep.len;
+	memcpy(p, hdr, 2);
+	p = nokv_put_varint32(p + 2, (uint32_t) klen);
+	key_off = (size_t) (p - b->rep.data);
+	if (klen)
+		memcpy(p, key, klen);
+	p = nokv_put_varint32(p + klen, (uint32_t) (l1 + l2));
+	if (l1)
+		memcpy(p, v1, l1);
+	if (l2)
+		memcpy(p + l1, v2, l2);
+	b->rep.len = (size_t) (p + l1 + l2 - b->rep.data);
 	batch_track(b, NOKV_KIND_PUT, cf, key_off, klen, l1 + l2 + nokv_value_header_size(0));
 	b->count++;
 	b->user_bytes += klen + l1 + l2;

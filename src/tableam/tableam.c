@@ -595,9 +595,11 @@ form_minimal_tuple(TupleDesc desc, Datum *values, bool *isnull)
  * COPY materializes every row it buffers and INSERT copies the plan's row
  * into the table's slot by forming one, so the row is usually formed once
  * before we see it.  A MinimalTuple is the same bytes from
- * MINIMAL_TUPLE_OFFSET on, so copying them replaces deforming the tuple and
- * forming it again.  Not when it holds TOAST pointers (fetched below) or
- * fewer attributes than the relation (form_row fills in the missing ones).
+ * MINIMAL_TUPLE_OFFSET on, so those go into the row as they are
+ * (row_put_formed; minimal_from_formed where a copy is wanted) instead of
+ * deforming the tuple and forming it again.  Not when it holds TOAST
+ * pointers (form_row fetches them) or fewer attributes than the relation
+ * (form_row fills in the missing ones).
  */
 static HeapTuple
 slot_formed_tuple(Relation rel, TupleTableSlot *slot)
@@ -692,6 +694,24 @@ form_row(Relation rel, TupleTableSlot *slot, bool scratch)
 	return mt;
 }
 
+/*
+ * Put a new row: the slot's formed tuple as it is, or the row form_row made
+ * (freed here).
+ */
+static void
+put_row(nokv_batch *b, const char *key, CommandId cid, HeapTuple formed, MinimalTuple mt)
+{
+	if (formed != NULL)
+	{
+		nokv_kv_check_value_size(ROW_KEY_LEN,
+								 formed->t_len - MINIMAL_TUPLE_OFFSET + NOKV_VH_SIZE);
+		row_put_formed(b, key, cid, formed);
+		return;
+	}
+	row_put_data(b, key, cid, mt);
+	free_row(mt);
+}
+
 static void
 batch_put(nokv_batch *b, const char *key, StringInfo val)
 {
@@ -710,16 +730,18 @@ nokv_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options
 	char		key[ROW_KEY_LEN];
 	uint64		rowid;
 	nokv_batch *b;
+	HeapTuple	formed;
 
 	nokv_mvcc_prepare_write();
-	mt = form_row(rel, slot, true);
+	formed = slot_formed_tuple(rel, slot);
+	mt = formed ? NULL : form_row(rel, slot, true);
 	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
 	rowid = rows_allocate(rel, 1);
 	row_key(key, tableid, rowid);
 	b = rows_new_batch();
 	PG_TRY();
 	{
-		row_put_data(b, key, cid, mt);
+		put_row(b, key, cid, formed, mt);
 	}
 	PG_CATCH();
 	{
@@ -728,7 +750,6 @@ nokv_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options
 	}
 	PG_END_TRY();
 	rows_write_batch(b);
-	free_row(mt);
 	tid_from_rowid(&slot->tts_tid, rowid);
 	slot->tts_tableOid = RelationGetRelid(rel);
 	pgstat_count_heap_insert(rel, 1);
@@ -753,12 +774,14 @@ nokv_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId ci
 	{
 		for (int i = 0; i < nslots; i++)
 		{
-			MinimalTuple mt = form_row(rel, slots[i], true);
+			HeapTuple	formed = slot_formed_tuple(rel, slots[i]);
+			MinimalTuple mt = formed ? NULL : form_row(rel, slots[i], true);
+			uint32		len = formed ? formed->t_len - MINIMAL_TUPLE_OFFSET : mt->t_len;
 			char		key[ROW_KEY_LEN];
 
 			row_key(key, tableid, rowid + i);
 			/* keep each WAL record well inside a memtable */
-			if (nokv_batch_count(b) > 0 && nokv_batch_size(b) + mt->t_len > limit)
+			if (nokv_batch_count(b) > 0 && nokv_batch_size(b) + len > limit)
 			{
 				nokv_batch *full = b;
 
@@ -766,8 +789,7 @@ nokv_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId ci
 				rows_write_batch(full);
 				b = rows_new_batch();
 			}
-			row_put_data(b, key, cid, mt);
-			free_row(mt);
+			put_row(b, key, cid, formed, mt);
 			tid_from_rowid(&slots[i]->tts_tid, rowid + i);
 			slots[i]->tts_tableOid = RelationGetRelid(rel);
 		}
