@@ -1118,6 +1118,22 @@ test_threads(void)
 }
 
 
+/* start n threads on fn (argument i at args + i * size), let them go at once, join them */
+static void
+race_threads(int n, void *(*fn) (void *), void *args, size_t size, _Atomic int *go)
+{
+	pthread_t	tids[8];
+
+	if (n > 8)
+		tap_bail("race_threads: at most 8 threads");
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&tids[i], NULL, fn, (char *) args + i * size) != 0)
+			tap_bail("pthread_create failed");
+	atomic_store(go, 1);
+	for (int i = 0; i < n; i++)
+		pthread_join(tids[i], NULL);
+}
+
 /* ---------- runs ---------- */
 
 static char run_keys[NOKV_MT_RUN_MAX + 1][16];
@@ -1394,7 +1410,6 @@ static void
 test_run_threads(void)
 {
 	region		r;
-	pthread_t	tids[RT_WRITERS];
 	rt_arg		args[RT_WRITERS];
 	_Atomic int go = 0;
 	_Atomic long next_block = 0;
@@ -1406,17 +1421,10 @@ test_run_threads(void)
 
 	region_init(&r, 64u << 20);
 	for (int i = 0; i < RT_WRITERS; i++)
-	{
 		args[i] = (rt_arg) {.ctx = &r.ctx, .id = i, .go = &go, .next_block = &next_block};
-		if (pthread_create(&tids[i], NULL, rt_writer, &args[i]) != 0)
-			tap_bail("pthread_create failed");
-	}
-	atomic_store(&go, 1);
+	race_threads(RT_WRITERS, rt_writer, args, sizeof(args[0]), &go);
 	for (int i = 0; i < RT_WRITERS; i++)
-	{
-		pthread_join(tids[i], NULL);
 		failed |= args[i].failed;
-	}
 	ok(!failed, "run threads: every run inserted");
 	is_int(nokv_memtable_entries(&r.ctx, MT_OFF), total, "run threads: entry count");
 	is_int(check_sorted(&r.ctx, MT_OFF, &sorted), total, "run threads: iterator sees all %ld", total);
@@ -1489,7 +1497,6 @@ static void
 test_hinted_threads(void)
 {
 	region		r;
-	pthread_t	tids[HT_WRITERS];
 	ht_arg		args[HT_WRITERS];
 	_Atomic int go = 0;
 	bool		sorted;
@@ -1498,17 +1505,10 @@ test_hinted_threads(void)
 
 	region_init(&r, 64u << 20);
 	for (int i = 0; i < HT_WRITERS; i++)
-	{
 		args[i] = (ht_arg) {.ctx = &r.ctx, .id = i, .go = &go};
-		if (pthread_create(&tids[i], NULL, ht_writer, &args[i]) != 0)
-			tap_bail("pthread_create failed");
-	}
-	atomic_store(&go, 1);
+	race_threads(HT_WRITERS, ht_writer, args, sizeof(args[0]), &go);
 	for (int i = 0; i < HT_WRITERS; i++)
-	{
-		pthread_join(tids[i], NULL);
 		failed |= args[i].failed;
-	}
 	ok(!failed, "hinted threads: every insert succeeded");
 	is_int(nokv_memtable_entries(&r.ctx, MT_OFF), HT_WRITERS * HT_KEYS,
 		   "hinted threads: entry count (re-inserted keys are no-ops)");
