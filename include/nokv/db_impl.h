@@ -111,9 +111,9 @@ typedef struct nokv_version
 /* ---------- shared statistics (atomics; read without stopping writers) ---------- */
 
 /*
- * The counters every read or write bumps, striped: processes writing at
- * once would otherwise pass one cache line back and forth on every write
- * (and with it the flags every writer reads).  A handle bumps its own
+ * The counters every read or write bumps, striped: processes reading or
+ * writing at once would otherwise pass one cache line back and forth on
+ * every call (and with it the flags every writer reads).  A handle bumps its own
  * stripe (nokv_db.stripe); readers add the stripes up (nokv_hot_sum).
  * 128 bytes each, so stripes never share a line.
  */
@@ -127,7 +127,8 @@ typedef struct nokv_hot_counters
 	_Atomic uint64_t user_bytes_written;
 	_Atomic uint64_t cf_reads[NOKV_CF_COUNT];
 	_Atomic uint64_t cf_writes[NOKV_CF_COUNT];
-	char		pad[128 - (4 + 2 * NOKV_CF_COUNT) * sizeof(uint64_t)];
+	nokv_sst_counters sst;		/* bloom checks of this process's table readers */
+	char		pad[128 - (4 + 2 * NOKV_CF_COUNT) * sizeof(uint64_t) - sizeof(nokv_sst_counters)];
 } nokv_hot_counters;
 
 _Static_assert(sizeof(nokv_hot_counters) == 128, "a stripe is two cache lines");
@@ -146,7 +147,6 @@ typedef struct nokv_shared_stats
 	_Atomic int write_stalled;
 	_Atomic int write_slowed;
 	_Atomic uint64_t vlog_gc_runs;
-	nokv_sst_counters sst;
 } nokv_shared_stats;
 
 /* a striped counter's total, e.g. nokv_hot_sum(s, offsetof(nokv_hot_counters, gets)) */

@@ -53,7 +53,9 @@ typedef enum nokv_code
 	NOKV_BUSY,					/* e.g. the directory is locked by another engine */
 	NOKV_NOT_SUPPORTED,
 	NOKV_CONFLICT,				/* optimistic transaction conflict (issue 3) */
-	NOKV_SHUTDOWN				/* the engine is closing */
+	NOKV_SHUTDOWN,				/* the engine is closing */
+	NOKV_EPOCH_CHANGED			/* the memtable a write expected was replaced
+								 * (nokv_write_options.memtable_epoch) */
 } nokv_code;
 
 /*
@@ -362,6 +364,14 @@ typedef struct nokv_write_options
 	 * each): the batch is not counted by hot-key tracking.
 	 */
 	bool		untracked;
+
+	/*
+	 * Optional: the nokv_memtable_epoch() the batch's keys were chosen
+	 * under.  If the active memtable was replaced since (this write may be
+	 * what replaces it), the write is refused with NOKV_EPOCH_CHANGED and
+	 * nothing is written, so that the caller can choose keys anew.  0: any.
+	 */
+	uint64_t	memtable_epoch;
 } nokv_write_options;
 
 #define NOKV_MAX_EXTERNAL_LOGS 64
@@ -398,6 +408,15 @@ void		nokv_snapshot_release(nokv_db *db, nokv_snapshot *snap);
 uint64_t	nokv_snapshot_version(const nokv_snapshot *snap);
 /* the last published version (own-log mode: the last sequence number) */
 uint64_t	nokv_last_version(nokv_db *db);
+
+/*
+ * A number that changes whenever the active memtable is replaced.  A writer
+ * handing out ascending keys in ranges (the table AM's row ids, per backend)
+ * starts a fresh range when it changes, so that keys written into one
+ * memtable do not reach below keys already written into the one before:
+ * level-0 files that overlap are merged by compaction instead of moved down.
+ */
+uint64_t	nokv_memtable_epoch(nokv_db *db);
 
 /*
  * Version-visibility hook: an upper layer that stores its own metadata with

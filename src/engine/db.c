@@ -326,7 +326,7 @@ handle_new(void *region, const nokv_options *opts)
 	snprintf(db->dir, sizeof(db->dir), "%s", db->hdr->dir);
 	db->sst_env.ctx = &db->ctx;
 	db->sst_env.cache = db->hdr->cache;
-	db->sst_env.counters = &db->hdr->stats.sst;
+	db->sst_env.counters = &db->hdr->stats.hot[db->stripe].sst;
 	db->tables = nokv_table_cache_new();
 	db->vlog = nokv_vlog_attach(&db->ctx, db->hdr->vlog, db->hdr->dir, vlog_new_number, db);
 	return db;
@@ -445,7 +445,7 @@ slot_activate(nokv_db *db, int i, uint64_t wal_segment)
 	nokv_mt_slot *s = &db->hdr->slots[i];
 
 	s->state = NOKV_MT_ACTIVE;
-	s->seq = ++db->hdr->next_slot_seq;
+	s->seq = __atomic_add_fetch(&db->hdr->next_slot_seq, 1, __ATOMIC_RELAXED);
 	s->wal_segment = wal_segment;
 	atomic_store(&s->reserved, 0);
 	s->min_version = 0;
@@ -992,7 +992,15 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 								  hdr->bg_error_msg);
 		}
 	}
-	atomic_store(&hdr->stats.write_stalled, 0);
+	/* a store only when set: every writer reads the line */
+	if (atomic_load_explicit(&hdr->stats.write_stalled, memory_order_relaxed))
+		atomic_store(&hdr->stats.write_stalled, 0);
+	if (wo && wo->memtable_epoch != 0 && slot->seq != wo->memtable_epoch)
+	{
+		nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
+		return nokv_error_set(err, NOKV_EPOCH_CHANGED,
+							  "the memtable was replaced since the batch's keys were chosen");
+	}
 
 	first = external ? wo->version : hdr->next_version;
 	position = external ? wo->log_position : 0;
@@ -1195,6 +1203,13 @@ uint64_t
 nokv_last_version(nokv_db *db)
 {
 	return atomic_load(&db->hdr->last_version);
+}
+
+uint64_t
+nokv_memtable_epoch(nokv_db *db)
+{
+	/* written under WRITE and MEMTABLES by slot_activate; a relaxed read will do */
+	return __atomic_load_n(&db->hdr->next_slot_seq, __ATOMIC_RELAXED);
 }
 
 /* ---------- flush ---------- */
@@ -2058,8 +2073,8 @@ nokv_get_stats(nokv_db *db, nokv_stats *st)
 	st->user_bytes_written = nokv_hot_sum(s, offsetof(nokv_hot_counters, user_bytes_written));
 	st->gets = nokv_hot_sum(s, offsetof(nokv_hot_counters, gets));
 	st->writes = nokv_hot_sum(s, offsetof(nokv_hot_counters, writes));
-	st->bloom_checked = atomic_load(&s->sst.bloom_checked);
-	st->bloom_useful = atomic_load(&s->sst.bloom_useful);
+	st->bloom_checked = nokv_hot_sum(s, offsetof(nokv_hot_counters, sst.bloom_checked));
+	st->bloom_useful = nokv_hot_sum(s, offsetof(nokv_hot_counters, sst.bloom_useful));
 	if (db->wal)
 	{
 		nokv_wal_stats ws;

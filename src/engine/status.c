@@ -38,6 +38,8 @@ nokv_code_name(nokv_code code)
 			return "conflict";
 		case NOKV_SHUTDOWN:
 			return "shutting down";
+		case NOKV_EPOCH_CHANGED:
+			return "memtable replaced";
 	}
 	return "unknown error";
 }

@@ -137,6 +137,7 @@ extern void nokv_xlog_register(void);
 /* append b to PostgreSQL's WAL and apply it (the engine's write path) */
 extern void nokv_xlog_write(nokv_db *db, const nokv_batch *b);
 extern void nokv_xlog_write_ext(nokv_db *db, const nokv_batch *b, bool hot);
+extern bool nokv_xlog_write_epoch(nokv_db *db, const nokv_batch *b, bool hot, uint64 epoch);
 /* re-apply the nokv records of WAL [from, to) to the engine */
 extern uint64 nokv_xlog_replay_range(nokv_db *db, XLogRecPtr from, XLogRecPtr to,
 									 TimeLineID tli, XLogRecPtr *end);

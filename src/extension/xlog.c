@@ -77,17 +77,32 @@ nokv_xlog_write(nokv_db *db, const nokv_batch *b)
 void
 nokv_xlog_write_ext(nokv_db *db, const nokv_batch *b, bool hot)
 {
+	(void) nokv_xlog_write_epoch(db, b, hot, 0);
+}
+
+/*
+ * The same, refused without writing anything (returns false) if the
+ * engine's memtable was replaced since nokv_memtable_epoch() returned
+ * epoch (0: never refused).
+ */
+bool
+nokv_xlog_write_epoch(nokv_db *db, const nokv_batch *b, bool hot, uint64 epoch)
+{
 	nokv_write_options wo = {
 		.log_id = 0,
 		.log_append = append_to_wal,
 		.untracked = !hot,
+		.memtable_epoch = epoch,
 	};
 	nokv_error	err;
 	int			rc;
 
 	rc = nokv_write(db, &wo, b, &err);
+	if (rc == NOKV_EPOCH_CHANGED && epoch != 0)
+		return false;
 	if (rc != NOKV_OK)
 		nokv_raise_engine_error(rc, &err, "write");
+	return true;
 }
 
 /* ---------- applying records (redo and start-up replay) ---------- */

@@ -131,6 +131,7 @@ extern uint64 row_key_tableid(const char *key);
 extern uint64 rows_tableid(Relation rel);
 /* allocate n consecutive row ids of rel */
 extern uint64 rows_allocate(Relation rel, int n);
+extern uint64 rows_allocate_at(Relation rel, int n, uint64 *epoch);
 /* one past the highest row id rel may have used */
 extern uint64 rows_high_water(Relation rel);
 /* create the storage and metapage of a new relfilenode; its table id */
@@ -139,6 +140,7 @@ extern uint64 rows_create_storage(const RelFileNode *rnode, char persistence);
 extern nokv_batch *rows_new_batch(void);
 /* write b to the engine through PostgreSQL's WAL, and release it (also on error) */
 extern void rows_write_batch(nokv_batch *b);
+extern bool rows_write_batch_at(nokv_batch *b, uint64 epoch);
 /* delete a table's rows (and its registry entry); of this database, or of dboid */
 extern void rows_drop_range(uint64 tableid);
 extern void rows_drop_range_of(Oid dboid, uint64 tableid);

@@ -694,10 +694,7 @@ form_row(Relation rel, TupleTableSlot *slot, bool scratch)
 	return mt;
 }
 
-/*
- * Put a new row: the slot's formed tuple as it is, or the row form_row made
- * (freed here).
- */
+/* put a new row: the slot's formed tuple as it is, or the row form_row made */
 static void
 put_row(nokv_batch *b, const char *key, CommandId cid, HeapTuple formed, MinimalTuple mt)
 {
@@ -706,10 +703,9 @@ put_row(nokv_batch *b, const char *key, CommandId cid, HeapTuple formed, Minimal
 		nokv_kv_check_value_size(ROW_KEY_LEN,
 								 formed->t_len - MINIMAL_TUPLE_OFFSET + NOKV_VH_SIZE);
 		row_put_formed(b, key, cid, formed);
-		return;
 	}
-	row_put_data(b, key, cid, mt);
-	free_row(mt);
+	else
+		row_put_data(b, key, cid, mt);
 }
 
 static void
@@ -736,20 +732,35 @@ nokv_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options
 	formed = slot_formed_tuple(rel, slot);
 	mt = formed ? NULL : form_row(rel, slot, true);
 	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
-	rowid = rows_allocate(rel, 1);
-	row_key(key, tableid, rowid);
-	b = rows_new_batch();
-	PG_TRY();
+
+	/*
+	 * The id is taken under the engine's current memtable; if the write
+	 * finds that memtable replaced (another backend's write, or this one,
+	 * filled it), the row goes in again under a new id (see
+	 * rows_write_batch_at).
+	 */
+	for (;;)
 	{
-		put_row(b, key, cid, formed, mt);
+		uint64		epoch;
+
+		rowid = rows_allocate_at(rel, 1, &epoch);
+		row_key(key, tableid, rowid);
+		b = rows_new_batch();
+		PG_TRY();
+		{
+			put_row(b, key, cid, formed, mt);
+		}
+		PG_CATCH();
+		{
+			nokv_batch_free(b);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		if (rows_write_batch_at(b, epoch))
+			break;
 	}
-	PG_CATCH();
-	{
-		nokv_batch_free(b);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	rows_write_batch(b);
+	if (mt != NULL)
+		free_row(mt);
 	tid_from_rowid(&slot->tts_tid, rowid);
 	slot->tts_tableOid = RelationGetRelid(rel);
 	pgstat_count_heap_insert(rel, 1);
@@ -790,6 +801,8 @@ nokv_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId ci
 				b = rows_new_batch();
 			}
 			put_row(b, key, cid, formed, mt);
+			if (mt != NULL)
+				free_row(mt);
 			tid_from_rowid(&slots[i]->tts_tid, rowid + i);
 			slots[i]->tts_tableOid = RelationGetRelid(rel);
 		}

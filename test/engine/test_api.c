@@ -430,7 +430,7 @@ test_names_and_codes(void)
 	is_int(nokv_cf_from_name("nonexistent"), -1, "nokv_cf_from_name of an unknown name is -1");
 	is_int(nokv_cf_from_name(""), -1, "nokv_cf_from_name(\"\") is -1");
 
-	for (int c = NOKV_OK; c <= NOKV_SHUTDOWN; c++)
+	for (int c = NOKV_OK; c <= NOKV_EPOCH_CHANGED; c++)
 	{
 		const char *n = nokv_code_name((nokv_code) c);
 
@@ -446,12 +446,13 @@ test_names_and_codes(void)
 	}
 	ok(nonempty, "nokv_code_name is non-empty for every code");
 	ok(distinct, "nokv_code_name differs between codes");
-	tap_diag("code names: %s %s %s %s %s %s %s %s %s %s",
+	tap_diag("code names: %s %s %s %s %s %s %s %s %s %s %s",
 			 nokv_code_name(NOKV_OK), nokv_code_name(NOKV_NOT_FOUND),
 			 nokv_code_name(NOKV_CORRUPTION), nokv_code_name(NOKV_IO_ERROR),
 			 nokv_code_name(NOKV_INVALID_ARGUMENT), nokv_code_name(NOKV_NO_SPACE),
 			 nokv_code_name(NOKV_BUSY), nokv_code_name(NOKV_NOT_SUPPORTED),
-			 nokv_code_name(NOKV_CONFLICT), nokv_code_name(NOKV_SHUTDOWN));
+			 nokv_code_name(NOKV_CONFLICT), nokv_code_name(NOKV_SHUTDOWN),
+			 nokv_code_name(NOKV_EPOCH_CHANGED));
 }
 
 /* ---------- opening ---------- */
@@ -1914,6 +1915,32 @@ test_ascending_batches(void)
 	ok(reads_ascending(db, NULL, 0, 100, 1, 'x') && reads_ascending(db, NULL, 100, 200, 1, 'y') &&
 	   reads_ascending(db, &ro, 0, 200, 1, 'x') && reads_ascending(db, &ro, 200, 100, 1, 0),
 	   "ascending batches: one version per external batch, each key once");
+
+	/* a write that expects a memtable epoch */
+	{
+		uint64_t	epoch = nokv_memtable_epoch(db);
+
+		nokv_batch_clear(b);
+		put_ascending(b, 1000, 10, 1, 'e');
+		wo.log_position = 300;
+		wo.version = 30;
+		wo.memtable_epoch = epoch;
+		ok(nokv_write(db, &wo, b, &err) == NOKV_OK && nokv_memtable_epoch(db) == epoch,
+		   "memtable epoch: a write under the current epoch is applied, the epoch stays");
+		ok(nokv_rotate_memtable(db, &err) == NOKV_OK && nokv_memtable_epoch(db) != epoch,
+		   "memtable epoch: replacing the memtable changes it");
+		nokv_batch_clear(b);
+		put_ascending(b, 2000, 10, 1, 'e');
+		wo.log_position = 400;
+		wo.version = 40;
+		is_int(nokv_write(db, &wo, b, &err), NOKV_EPOCH_CHANGED,
+			   "memtable epoch: a write expecting the old epoch is refused");
+		ok(reads_ascending(db, NULL, 1000, 10, 1, 'e') && reads_ascending(db, NULL, 2000, 10, 1, 0),
+		   "memtable epoch: the refused batch wrote nothing");
+		wo.memtable_epoch = nokv_memtable_epoch(db);
+		ok(nokv_write(db, &wo, b, &err) == NOKV_OK && reads_ascending(db, NULL, 2000, 10, 1, 'e'),
+		   "memtable epoch: the same batch under the new epoch is applied");
+	}
 	nokv_close(db);
 out:
 	nokv_batch_free(b);
