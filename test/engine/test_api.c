@@ -1810,19 +1810,33 @@ out:
 	free(dir);
 }
 
-/* put keys "r<n>" (n = from, from + step, ...) with values "v<n>.<tag>" into b, ascending */
+/* the key "r<n>" and value "v<n>.<tag>" of entry i of the sequence from, from + step, ... */
+typedef struct ascending_kv
+{
+	char		k[16];
+	char		v[24];
+} ascending_kv;
+
+static ascending_kv
+ascending_entry(int from, int step, int i, char tag)
+{
+	ascending_kv e;
+	int			n = from + i * step;
+
+	snprintf(e.k, sizeof(e.k), "r%06d", n);
+	snprintf(e.v, sizeof(e.v), "v%d.%c", n, tag);
+	return e;
+}
+
+/* put count entries of the sequence into b, ascending */
 static void
 put_ascending(nokv_batch *b, int from, int count, int step, char tag)
 {
 	for (int i = 0; i < count; i++)
 	{
-		char		k[16];
-		char		v[24];
-		int			n = from + i * step;
+		ascending_kv e = ascending_entry(from, step, i, tag);
 
-		snprintf(k, sizeof(k), "r%06d", n);
-		snprintf(v, sizeof(v), "v%d.%c", n, tag);
-		if (nokv_batch_put(b, NOKV_CF_DEFAULT, k, strlen(k), v, strlen(v)) != NOKV_OK)
+		if (nokv_batch_put(b, NOKV_CF_DEFAULT, e.k, strlen(e.k), e.v, strlen(e.v)) != NOKV_OK)
 			tap_bail("nokv_batch_put failed");
 	}
 }
@@ -1833,13 +1847,9 @@ reads_ascending(nokv_db *db, const nokv_read_options *ro, int from, int count, i
 {
 	for (int i = 0; i < count; i++)
 	{
-		char		k[16];
-		char		v[24];
-		int			n = from + i * step;
+		ascending_kv e = ascending_entry(from, step, i, tag);
 
-		snprintf(k, sizeof(k), "r%06d", n);
-		snprintf(v, sizeof(v), "v%d.%c", n, tag);
-		if (!reads_str(db, ro, NOKV_CF_DEFAULT, k, tag ? v : NULL))
+		if (!reads_str(db, ro, NOKV_CF_DEFAULT, e.k, tag ? e.v : NULL))
 			return false;
 	}
 	return true;
