@@ -199,6 +199,15 @@ mt_key_make(const char *k, size_t klen, const char *e, size_t elen)
 	return key;
 }
 
+/* a point node's own key, to search with (the key extension is not compared for points) */
+static inline mt_key
+mt_node_search_key(const char *arena, uint32_t off)
+{
+	const mt_node *n = mt_node_at(arena, off);
+
+	return mt_key_make(mt_node_key(n), n->key_len, NULL, 0);
+}
+
 /*
  * Sign of (search key - node key), i.e. nokv_ikey_compare(key, node key),
  * then the end keys for tombstones.  When both lookup keys have at least 8
@@ -674,7 +683,7 @@ mt_link_nodes_from(mt_ref m, int list, uint32_t off, int n, int from_level)
 	for (int i = 0; i < n; i++)
 	{
 		mt_node    *nd = mt_node_at(m.arena, at);
-		mt_key		key = mt_key_make(mt_node_key(nd), nd->key_len, NULL, 0);
+		mt_key		key = mt_node_search_key(m.arena, at);
 		int			height = (int) nd->height;
 		uint32_t	prev[MT_MAX_HEIGHT];
 		uint32_t	next[MT_MAX_HEIGHT];
@@ -793,10 +802,8 @@ mt_insert_run(mt_ref m, const nokv_mt_entry *e, int n, nokv_mt_hint *hint)
 	}
 #endif
 
-	first_key = mt_key_make(mt_node_key(mt_node_at(m.arena, off)),
-							mt_node_at(m.arena, off)->key_len, NULL, 0);
-	last_key = mt_key_make(mt_node_key(mt_node_at(m.arena, last_at[0])),
-						   mt_node_at(m.arena, last_at[0])->key_len, NULL, 0);
+	first_key = mt_node_search_key(m.arena, off);
+	last_key = mt_node_search_key(m.arena, last_at[0]);
 	list_height = (int) atomic_load_explicit(&m.hdr->height[list], memory_order_relaxed);
 	found = mt_search(m, list, &first_key, list_height, hint, prev, next);
 	for (int l = found ? 0 : list_height; l < (list_height > run_height ? list_height : run_height); l++)
@@ -815,12 +822,8 @@ mt_insert_run(mt_ref m, const nokv_mt_entry *e, int n, nokv_mt_hint *hint)
 
 	for (int l = 0; l < run_height; l++)
 	{
-		mt_key		lo = l == 0 ? first_key
-			: mt_key_make(mt_node_key(mt_node_at(m.arena, first_at[l])),
-						  mt_node_at(m.arena, first_at[l])->key_len, NULL, 0);
-		mt_key		hi = l == 0 ? last_key
-			: mt_key_make(mt_node_key(mt_node_at(m.arena, last_at[l])),
-						  mt_node_at(m.arena, last_at[l])->key_len, NULL, 0);
+		mt_key		lo = l == 0 ? first_key : mt_node_search_key(m.arena, first_at[l]);
+		mt_key		hi = l == 0 ? last_key : mt_node_search_key(m.arena, last_at[l]);
 
 		for (;;)
 		{
@@ -1352,12 +1355,10 @@ static void
 mt_iter_prev(nokv_iiter *it)
 {
 	mt_iter    *mi = (mt_iter *) it;
-	const mt_node *n;
 	mt_key		key;
 
 	assert(mi->node != 0);
-	n = mt_node_at(mi->m.arena, mi->node);
-	key = mt_key_make(mt_node_key(n), n->key_len, NULL, 0);
+	key = mt_node_search_key(mi->m.arena, mi->node);
 	mi->node = mt_find_lt(mi->m, MT_POINTS, &key);
 }
 

@@ -653,36 +653,47 @@ row_put_data(nokv_batch *b, const char *key, CommandId cid, MinimalTuple mt)
 }
 
 /*
- * Put row key's data version from a formed heap tuple: the stored
- * MinimalTuple is the tuple's bytes from MINIMAL_TUPLE_OFFSET on, so only
- * its header is written here (length, zero padding, and only the infomask
- * bits that describe the data: a heap table's row carries hint bits) and
- * the rest goes into the batch straight from the tuple.
+ * Write the header of the MinimalTuple a formed heap tuple stores as
+ * (offsetof(MinimalTupleData, t_bits) bytes at dst, which need not be
+ * aligned): the MinimalTuple is the tuple's bytes from MINIMAL_TUPLE_OFFSET
+ * on, with its length, zero padding, and only the infomask bits that
+ * describe the data (a heap table's row carries hint bits).
+ */
+void
+row_minimal_header(char *dst, HeapTuple tuple)
+{
+	uint32		len = tuple->t_len - MINIMAL_TUPLE_OFFSET;
+	uint16		infomask2 = tuple->t_data->t_infomask2 & HEAP_NATTS_MASK;
+	uint16		infomask = tuple->t_data->t_infomask & (HEAP_HASNULL | HEAP_HASVARWIDTH);
+
+	StaticAssertStmt(MINIMAL_TUPLE_OFFSET + offsetof(MinimalTupleData, t_bits) ==
+					 offsetof(HeapTupleHeaderData, t_bits),
+					 "a minimal tuple is a heap tuple's tail");
+	memcpy(dst + offsetof(MinimalTupleData, t_len), &len, sizeof(len));
+	memset(dst + offsetof(MinimalTupleData, mt_padding), 0, MINIMAL_TUPLE_PADDING);
+	memcpy(dst + offsetof(MinimalTupleData, t_infomask2), &infomask2, sizeof(infomask2));
+	memcpy(dst + offsetof(MinimalTupleData, t_infomask), &infomask, sizeof(infomask));
+	dst[offsetof(MinimalTupleData, t_hoff)] = (char) tuple->t_data->t_hoff;
+}
+
+/*
+ * Put row key's data version from a formed heap tuple: the header written
+ * here, the rest straight from the tuple.
  */
 void
 row_put_formed(nokv_batch *b, const char *key, CommandId cid, HeapTuple tuple)
 {
 	char		head[NOKV_VH_SIZE + offsetof(MinimalTupleData, t_bits)];
-	char	   *mt = head + NOKV_VH_SIZE;
-	uint32		len = tuple->t_len - MINIMAL_TUPLE_OFFSET;
-	uint16		infomask2 = tuple->t_data->t_infomask2 & HEAP_NATTS_MASK;
-	uint16		infomask = tuple->t_data->t_infomask & (HEAP_HASNULL | HEAP_HASVARWIDTH);
 	size_t		body = offsetof(HeapTupleHeaderData, t_bits);
 
-	StaticAssertStmt(MINIMAL_TUPLE_OFFSET + offsetof(MinimalTupleData, t_bits) ==
-					 offsetof(HeapTupleHeaderData, t_bits),
-					 "a minimal tuple is a heap tuple's tail");
 	nokv_vh_encode(head, 0, GetCurrentFullTransactionId(), cid);
-	memcpy(mt + offsetof(MinimalTupleData, t_len), &len, sizeof(len));
-	memset(mt + offsetof(MinimalTupleData, mt_padding), 0, MINIMAL_TUPLE_PADDING);
-	memcpy(mt + offsetof(MinimalTupleData, t_infomask2), &infomask2, sizeof(infomask2));
-	memcpy(mt + offsetof(MinimalTupleData, t_infomask), &infomask, sizeof(infomask));
-	mt[offsetof(MinimalTupleData, t_hoff)] = (char) tuple->t_data->t_hoff;
+	row_minimal_header(head + NOKV_VH_SIZE, tuple);
 	if (nokv_batch_put2(b, ROW_CF, key, ROW_KEY_LEN, head, sizeof(head),
 						(char *) tuple->t_data + body, tuple->t_len - body) != NOKV_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("nokv row of %u bytes is too large", len)));
+				 errmsg("nokv row of %u bytes is too large",
+						(uint32) (tuple->t_len - MINIMAL_TUPLE_OFFSET))));
 }
 
 /* ---------- row state ---------- */

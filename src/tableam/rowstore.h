@@ -216,6 +216,7 @@ extern void row_encode_marker(StringInfo buf, uint8 flags, FullTransactionId fxi
 							  CommandId cid, uint8 mode, uint64 forward);
 extern void row_encode_data(StringInfo buf, CommandId cid, MinimalTuple mt);
 extern void row_put_data(nokv_batch *b, const char *key, CommandId cid, MinimalTuple mt);
+extern void row_minimal_header(char *dst, HeapTuple tuple);
 extern void row_put_formed(nokv_batch *b, const char *key, CommandId cid, HeapTuple tuple);
 
 #endif							/* NOKV_ROWSTORE_H */

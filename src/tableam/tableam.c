@@ -629,12 +629,8 @@ minimal_from_formed(HeapTuple tuple, bool scratch)
 	}
 	else
 		mt = palloc(len);
-	memcpy(mt, (char *) tuple->t_data + MINIMAL_TUPLE_OFFSET, len);
-	mt->t_len = len;
-	memset(mt->mt_padding, 0, sizeof(mt->mt_padding));
-	/* only the bits that describe the data: a heap table's row carries hint bits */
-	mt->t_infomask &= HEAP_HASNULL | HEAP_HASVARWIDTH;
-	mt->t_infomask2 &= HEAP_NATTS_MASK;
+	row_minimal_header((char *) mt, tuple);
+	memcpy(mt->t_bits, tuple->t_data->t_bits, len - offsetof(MinimalTupleData, t_bits));
 	return mt;
 }
 
