@@ -28,6 +28,7 @@
 #ifndef NOKV_DB_IMPL_H
 #define NOKV_DB_IMPL_H
 
+#include <stdalign.h>
 #include <stdatomic.h>
 
 #include "nokv/cache.h"
@@ -42,7 +43,7 @@
 #include "nokv/wal.h"
 
 #define NOKV_REGION_MAGIC		0x4e4f4b5652474e31ull	/* "NOKVRGN1" */
-#define NOKV_REGION_VERSION		2
+#define NOKV_REGION_VERSION		3
 #define NOKV_MAX_MEMTABLES		16
 #define NOKV_DIR_MAX			1024
 
@@ -59,19 +60,33 @@ typedef enum nokv_mt_state
 
 typedef struct nokv_mt_slot
 {
+	/*
+	 * Every writer touches a slot, from several processes at once, so its
+	 * fields are grouped by who writes them and when, one cache line each:
+	 * a line written on every write does not evict the fields every reader
+	 * and writer only reads.
+	 */
+
+	/* read by every writer and reader; written when the slot changes state */
 	nokv_off	mt;				/* memtable header offset */
 	_Atomic int state;		/* nokv_mt_state; written under MEMTABLES */
 	uint64_t	seq;			/* creation order (newer = larger) */
 	uint64_t	wal_segment;	/* own-log mode: its WAL segment */
-	_Atomic uint64_t reserved;	/* worst-case arena bytes of inserts in flight */
-	uint64_t	min_version;	/* under WRITE */
-	uint64_t	max_version;
-	_Atomic int writers;		/* inserts in flight */
-	_Atomic int pins;			/* readers inside a call using it */
 	uint64_t	gen;			/* bumped each time the slot is reset (MEMTABLES) */
+
+	/* written by every writer, under WRITE */
+	alignas(64) uint64_t min_version;
+	uint64_t	max_version;
+	uint64_t	ext_mask;		/* which logs have a position here */
 	/* external-log mode: highest position per log applied to this memtable */
 	uint64_t	ext_position[NOKV_MAX_EXTERNAL_LOGS];
-	uint64_t	ext_mask;		/* which logs have a position here */
+
+	/* written by every writer after it releases WRITE */
+	alignas(64) _Atomic uint64_t reserved;	/* worst-case arena bytes of inserts in flight */
+	_Atomic int writers;		/* inserts in flight */
+
+	/* written by every reader */
+	alignas(64) _Atomic int pins;	/* readers inside a call using it */
 } nokv_mt_slot;
 
 /* ---------- files and versions ---------- */
@@ -216,15 +231,18 @@ typedef struct nokv_region_hdr
 
 	/* memtables: under MEMTABLES (state) and WRITE (active, reserved) */
 	nokv_mt_slot slots[NOKV_MAX_MEMTABLES];
-	int			active_slot;
+	alignas(64) int active_slot;
 	uint64_t	next_slot_seq;
 
-	/* versions: under WRITE (next_version), publish under WRITE */
-	uint64_t	next_version;	/* next version to hand out */
-	_Atomic uint64_t last_version;	/* highest published version */
+	/*
+	 * versions: under WRITE (next_version), publish under WRITE; each on a
+	 * line of its own, as both are written on every write
+	 */
+	alignas(64) uint64_t next_version;	/* next version to hand out */
+	alignas(64) _Atomic uint64_t last_version;	/* highest published version */
 
 	/* VERSION lock */
-	nokv_off	current;		/* current nokv_version */
+	alignas(64) nokv_off current;	/* current nokv_version */
 	uint64_t	next_version_id;
 	_Atomic int l0_files;		/* files in level 0 of the current version */
 
