@@ -360,6 +360,18 @@ typedef struct nokv_write_options
 	void	   *log_append_arg;
 
 	/*
+	 * The host's log takes concurrent appends (PostgreSQL's WAL does):
+	 * log_append is then called with the write lock held shared, so that
+	 * writers append at once.  A version must then exceed every version of
+	 * an append that finished before this one began; appends that overlap
+	 * may finish in any order.  A memtable switch still waits for every
+	 * append, so the appends into one memtable all lie below those into
+	 * the next.  Writes with a pre-commit hook (transactions) take the
+	 * write lock exclusively regardless.
+	 */
+	bool		log_append_concurrent;
+
+	/*
 	 * Keys not worth tracking as hot keys (for example keys written once
 	 * each): the batch is not counted by hot-key tracking.
 	 */

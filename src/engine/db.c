@@ -847,68 +847,27 @@ nokv_write(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, nokv_
 	return nokv_write_ex(db, wo, b, NULL, NULL, NULL, err);
 }
 
-int
-nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
-			  nokv_precommit_fn precommit, void *precommit_arg, uint64_t *first_version,
-			  nokv_error *err)
+/*
+ * The write path's locked part, WRITE held exclusively: pick the active
+ * memtable (switching it, or stalling, when it is full), take the batch's
+ * versions, log it and reserve its worst-case cost in the memtable.  On
+ * success the slot's reservation and writer count are taken for the caller.
+ */
+static int
+write_begin_exclusive(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
+					  size_t cost, nokv_precommit_fn precommit, void *precommit_arg,
+					  nokv_mt_slot **slotp, uint64_t *firstp, uint64_t *end_lsnp,
+					  nokv_error *err)
 {
 	nokv_region_hdr *hdr = db->hdr;
+	bool		external = hdr->opts.external_log;
 	nokv_mt_slot *slot;
-	nokv_hot_counters *hot;
-	size_t		cost;
 	uint64_t	first;
 	uint64_t	last;
-	uint64_t	end_lsn = 0;
 	uint64_t	position;
-	bool		external = hdr->opts.external_log;
 	int			idle_rounds = 0;
 	int			held_rounds = 0;
 	int			rc;
-
-	nokv_error_clear(err);
-	if (b->count == 0)
-		return NOKV_OK;
-	if (atomic_load(&hdr->bg_error))
-		return nokv_error_set(err, NOKV_IO_ERROR, "writes refused after a background error: %s",
-							  hdr->bg_error_msg);
-	if (atomic_load(&hdr->shutting_down))
-		return nokv_error_set(err, NOKV_SHUTDOWN, "engine is shutting down");
-	if (external && (!wo || (wo->version == 0 && !wo->log_append) ||
-					 wo->log_id >= NOKV_MAX_EXTERNAL_LOGS))
-		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
-							  "external-log mode needs a version and a log id below %d",
-							  NOKV_MAX_EXTERNAL_LOGS);
-	if (external && !wo->log_append && wo->version == NOKV_VERSION_MAX)
-		return nokv_error_set(err, NOKV_INVALID_ARGUMENT, "version %llu is reserved",
-							  (unsigned long long) wo->version);
-	if (external && b->unsorted && batch_has_duplicates(b))
-		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
-							  "a key appears twice in one external-log batch; all entries share one version");
-	if (!external && hdr->hotring && hdr->opts.hot_write_limit > 0)
-	{
-		rc = check_hot_write_limit(db, b, err);
-		if (rc != NOKV_OK)
-			return rc;
-	}
-	cost = b->mem_cost;
-	if (cost > slot_arena_size(db) / 2)
-		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
-							  "write batch of %zu bytes is too large for memtable_size %llu",
-							  (size_t) b->rep.len, (unsigned long long) slot_arena_size(db));
-
-	/* slow down before the hard stop, so writers degrade gradually */
-	if (atomic_load(&hdr->l0_files) >= hdr->opts.l0_slowdown_trigger && !db->inline_background)
-	{
-		struct timespec ts = {0, 1000000};
-
-		atomic_fetch_add(&hdr->stats.slowdown_count, 1);
-		atomic_store(&hdr->stats.write_slowed, 1);
-		report_wait(db, NOKV_WAIT_WRITE_SLOWDOWN);
-		nanosleep(&ts, NULL);
-		report_wait(db, 0);
-	}
-	else if (atomic_load(&hdr->stats.write_slowed))
-		atomic_store(&hdr->stats.write_slowed, 0);
 
 	nokv_lock(&db->platform, NOKV_LOCK_WRITE, true);
 	for (;;)
@@ -1032,8 +991,6 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 		/* a plain write conflicts with transactions that read its keys */
 		nokv_txn_record_batch(db, b, first);
 	}
-	if (first_version)
-		*first_version = first;
 
 	if (external)
 	{
@@ -1053,7 +1010,7 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 		nokv_put_le64(payload, first);
 		nokv_put_le32(payload + 8, b->count);
 		memcpy(payload + NOKV_WAL_BATCH_HEADER, b->rep.data, b->rep.len);
-		rc = nokv_wal_append(db->wal, payload, plen, &end_lsn, err);
+		rc = nokv_wal_append(db->wal, payload, plen, end_lsnp, err);
 		if (payload != stack)
 			free(payload);
 		if (rc != NOKV_OK)
@@ -1071,6 +1028,187 @@ nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
 	atomic_fetch_add(&slot->reserved, cost);
 	atomic_fetch_add(&slot->writers, 1);
 	nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
+	*slotp = slot;
+	*firstp = first;
+	return NOKV_OK;
+}
+
+/* *p = max(*p, v), for fields writers update holding WRITE shared */
+static inline void
+u64_store_max(uint64_t *p, uint64_t v)
+{
+	uint64_t	cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+
+	while (cur < v && !__atomic_compare_exchange_n(p, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+/* *p = min(*p, v), where 0 means unset */
+static inline void
+u64_store_min_set(uint64_t *p, uint64_t v)
+{
+	uint64_t	cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+
+	while ((cur == 0 || v < cur) &&
+		   !__atomic_compare_exchange_n(p, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+/*
+ * The shared write path, for a host log that takes concurrent appends
+ * (nokv_write_options.log_append_concurrent; PostgreSQL's WAL does) and a
+ * write without a pre-commit hook: WRITE is held shared, so writers append
+ * to the log at once instead of queueing behind each other's append.  A
+ * memtable switch takes WRITE exclusively, so every append into the old
+ * memtable has finished, and recorded its position there, before any
+ * append into the new one begins: a memtable's log positions all lie below
+ * the next one's, which is what a flush's covered position relies on.  The
+ * slot's version range and log position are kept with atomic max and min.
+ *
+ * Returns with *slotp NULL, having logged nothing, when the write needs the
+ * exclusive path: the memtable is full, level 0 is at its stop, or writers
+ * are stalled.
+ */
+static int
+write_begin_shared(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b, size_t cost,
+				   nokv_mt_slot **slotp, uint64_t *firstp, nokv_error *err)
+{
+	nokv_region_hdr *hdr = db->hdr;
+	nokv_mt_slot *slot;
+	uint64_t	floor;
+	uint64_t	first = 0;
+	uint64_t	position = 0;
+	uint64_t	reserved;
+	int			rc;
+
+	*slotp = NULL;
+	nokv_lock(&db->platform, NOKV_LOCK_WRITE, false);
+	slot = active_slot(db);
+	if (atomic_load(&hdr->l0_files) >= hdr->opts.l0_stop_trigger ||
+		atomic_load_explicit(&hdr->stats.write_stalled, memory_order_relaxed))
+	{
+		nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
+		return NOKV_OK;
+	}
+	/* reserve, then check: writers holding WRITE shared race for the room */
+	reserved = atomic_fetch_add(&slot->reserved, cost) + cost;
+	if (nokv_memtable_arena_used(&db->ctx, slot->mt) + reserved > slot_arena_size(db))
+	{
+		atomic_fetch_sub(&slot->reserved, cost);
+		nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
+		return NOKV_OK;
+	}
+	if (wo->memtable_epoch != 0 && slot->seq != wo->memtable_epoch)
+	{
+		rc = nokv_error_set(err, NOKV_EPOCH_CHANGED,
+							"the memtable was replaced since the batch's keys were chosen");
+		goto refuse;
+	}
+
+	/* an append that began after another finished gets a higher version */
+	floor = __atomic_load_n(&hdr->next_version, __ATOMIC_RELAXED);
+	rc = wo->log_append(wo->log_append_arg, b, &position, &first, err);
+	if (rc == NOKV_OK && (first == 0 || first == NOKV_VERSION_MAX || first < floor))
+		rc = nokv_error_set(err, NOKV_INVALID_ARGUMENT,
+							"the log assigned version %llu, not above the last version %llu",
+							(unsigned long long) first, (unsigned long long) (floor - 1));
+	if (rc != NOKV_OK)
+		goto refuse;
+
+	u64_store_max(&hdr->next_version, first + 1);
+	u64_store_max(&slot->ext_position[wo->log_id], position);
+	__atomic_fetch_or(&slot->ext_mask, 1ull << wo->log_id, __ATOMIC_RELAXED);
+	u64_store_min_set(&slot->min_version, first);
+	u64_store_max(&slot->max_version, first);
+	atomic_fetch_add(&slot->writers, 1);
+	nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
+	*slotp = slot;
+	*firstp = first;
+	return NOKV_OK;
+
+refuse:
+	atomic_fetch_sub(&slot->reserved, cost);
+	nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
+	return rc;
+}
+
+int
+nokv_write_ex(nokv_db *db, const nokv_write_options *wo, const nokv_batch *b,
+			  nokv_precommit_fn precommit, void *precommit_arg, uint64_t *first_version,
+			  nokv_error *err)
+{
+	nokv_region_hdr *hdr = db->hdr;
+	nokv_mt_slot *slot;
+	nokv_hot_counters *hot;
+	size_t		cost;
+	uint64_t	first;
+	uint64_t	last;
+	uint64_t	end_lsn = 0;
+	bool		external = hdr->opts.external_log;
+	int			rc;
+
+	nokv_error_clear(err);
+	if (b->count == 0)
+		return NOKV_OK;
+	if (atomic_load(&hdr->bg_error))
+		return nokv_error_set(err, NOKV_IO_ERROR, "writes refused after a background error: %s",
+							  hdr->bg_error_msg);
+	if (atomic_load(&hdr->shutting_down))
+		return nokv_error_set(err, NOKV_SHUTDOWN, "engine is shutting down");
+	if (external && (!wo || (wo->version == 0 && !wo->log_append) ||
+					 wo->log_id >= NOKV_MAX_EXTERNAL_LOGS))
+		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
+							  "external-log mode needs a version and a log id below %d",
+							  NOKV_MAX_EXTERNAL_LOGS);
+	if (external && !wo->log_append && wo->version == NOKV_VERSION_MAX)
+		return nokv_error_set(err, NOKV_INVALID_ARGUMENT, "version %llu is reserved",
+							  (unsigned long long) wo->version);
+	if (external && b->unsorted && batch_has_duplicates(b))
+		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
+							  "a key appears twice in one external-log batch; all entries share one version");
+	if (!external && hdr->hotring && hdr->opts.hot_write_limit > 0)
+	{
+		rc = check_hot_write_limit(db, b, err);
+		if (rc != NOKV_OK)
+			return rc;
+	}
+	cost = b->mem_cost;
+	if (cost > slot_arena_size(db) / 2)
+		return nokv_error_set(err, NOKV_INVALID_ARGUMENT,
+							  "write batch of %zu bytes is too large for memtable_size %llu",
+							  (size_t) b->rep.len, (unsigned long long) slot_arena_size(db));
+
+	/* slow down before the hard stop, so writers degrade gradually */
+	if (atomic_load(&hdr->l0_files) >= hdr->opts.l0_slowdown_trigger && !db->inline_background)
+	{
+		struct timespec ts = {0, 1000000};
+
+		atomic_fetch_add(&hdr->stats.slowdown_count, 1);
+		atomic_store(&hdr->stats.write_slowed, 1);
+		report_wait(db, NOKV_WAIT_WRITE_SLOWDOWN);
+		nanosleep(&ts, NULL);
+		report_wait(db, 0);
+	}
+	else if (atomic_load(&hdr->stats.write_slowed))
+		atomic_store(&hdr->stats.write_slowed, 0);
+
+	slot = NULL;
+	if (external && wo->log_append && wo->log_append_concurrent && !precommit)
+	{
+		rc = write_begin_shared(db, wo, b, cost, &slot, &first, err);
+		if (rc != NOKV_OK)
+			return rc;
+	}
+	if (slot == NULL)
+	{
+		rc = write_begin_exclusive(db, wo, b, cost, precommit, precommit_arg, &slot, &first,
+								   &end_lsn, err);
+		if (rc != NOKV_OK)
+			return rc;
+	}
+	if (first_version)
+		*first_version = first;
+	last = external ? first : first + b->count - 1;
 
 	rc = apply_batch(db, slot, b, first, external, !b->unsorted && !b->has_range, err);
 	atomic_fetch_sub(&slot->reserved, cost);

@@ -5,10 +5,13 @@
  *	  log.
  *
  * Every engine write a backend makes is one WAL record of this resource
- * manager holding the engine's encoded write batch.  It is inserted under
- * the engine's write lock (nokv_write_options.log_append), so the record's
- * end LSN serves as the batch's engine version and log position: versions
- * follow WAL order.  The record carries the writing (sub)transaction's xid,
+ * manager holding the engine's encoded write batch, and the record's end
+ * LSN serves as the batch's engine version and log position.  It is
+ * inserted under the engine's write lock held shared
+ * (nokv_write_options.log_append_concurrent: XLogInsert takes concurrent
+ * callers), so backends insert at once; a memtable switch takes the lock
+ * exclusively, so the records in one memtable all lie below those in the
+ * next, which is what a flushed memtable's covered LSN relies on.  The record carries the writing (sub)transaction's xid,
  * so the commit record's single WAL flush makes it durable, and replay
  * advances nextXid past it (no xid is reused after a crash).
  *
@@ -91,6 +94,7 @@ nokv_xlog_write_epoch(nokv_db *db, const nokv_batch *b, bool hot, uint64 epoch)
 	nokv_write_options wo = {
 		.log_id = 0,
 		.log_append = append_to_wal,
+		.log_append_concurrent = true,
 		.untracked = !hot,
 		.memtable_epoch = epoch,
 	};

@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -45,6 +46,7 @@
 #include <unistd.h>
 
 #include "nokv/ikey.h"
+#include "nokv/inspect.h"
 #include "nokv/nokv.h"
 #include "nokv/status.h"
 #include "tap.h"
@@ -1130,6 +1132,265 @@ test_log_append_concurrent(void)
 	free(dir);
 }
 
+/* ----- concurrent appends: the hook runs in several writers at once ----- */
+
+typedef struct shared_log
+{
+	nokv_db    *db;
+	_Atomic uint64_t counter;	/* the log's next version, taken atomically */
+	_Atomic int inside;
+	_Atomic int overlaps;
+	log_record *recs;			/* the log, by version - 1 */
+	int			per_thread;
+	_Atomic bool done;			/* the writers have finished */
+	int			checks;			/* pairs of memtables the checker compared */
+	int			violations;
+} shared_log;
+
+typedef struct shared_writer
+{
+	shared_log *sl;
+	int			id;
+	int			current;
+	uint64_t   *assigned;		/* per write, the version its append got */
+	int			failures;
+	pthread_t	tid;
+} shared_writer;
+
+static int
+shared_append(void *arg, const nokv_batch *b, uint64_t *position, uint64_t *version,
+			  nokv_error *err)
+{
+	shared_writer *w = arg;
+	shared_log *sl = w->sl;
+	size_t		len;
+	const char *d = nokv_batch_data(b, &len);
+	log_record *r;
+	uint64_t	v;
+
+	(void) err;
+	if (atomic_fetch_add(&sl->inside, 1) > 0)
+		atomic_fetch_add(&sl->overlaps, 1);
+	/* some appends take their place late, some finish late */
+	if (w->current % 3 == 1)
+		sched_yield();
+	v = atomic_fetch_add(&sl->counter, 1) + 1;
+	if (w->current % 3 == 2)
+		sched_yield();
+	r = &sl->recs[v - 1];
+	r->log_id = 0;
+	r->version = v;
+	r->position = v * 10;
+	r->bytes = exact_copy(d, len);
+	r->len = len;
+	w->assigned[w->current] = v;
+	*version = v;
+	*position = v * 10;
+	atomic_fetch_sub(&sl->inside, 1);
+	return NOKV_OK;
+}
+
+static void *
+shared_writer_main(void *arg)
+{
+	shared_writer *w = arg;
+	nokv_batch *b = nokv_batch_new();
+
+	for (int i = 0; i < w->sl->per_thread; i++)
+	{
+		nokv_write_options wo = {0};
+		nokv_error	err;
+		char		key[32];
+		char		val[64];
+
+		snprintf(key, sizeof(key), "s%d-%06d", w->id, i);
+		snprintf(val, sizeof(val), "value of %s padded to some length", key);
+		nokv_batch_clear(b);
+		nokv_batch_put(b, NOKV_CF_DEFAULT, key, strlen(key), val, strlen(val));
+		wo.log_append = shared_append;
+		wo.log_append_arg = w;
+		wo.log_append_concurrent = true;
+		w->current = i;
+		if (nokv_write(w->sl->db, &wo, b, &err) != NOKV_OK && w->failures++ == 0)
+			tap_diag("writer %d: %s", w->id, err.msg);
+	}
+	nokv_batch_free(b);
+	return NULL;
+}
+
+#define MEMTABLE_ROWS_MAX 64		/* above any max_memtables */
+
+/*
+ * Compare the memtables in memory, oldest first: every version in one must
+ * lie below every version in the next (versions are positions here), or a
+ * flush of the older could cover an append that went into the newer.
+ */
+static void
+check_memtable_order(shared_log *sl)
+{
+	nokv_inspector *in;
+	const nokv_memtable_info *m;
+	nokv_error	err;
+	int			n;
+	const nokv_memtable_info *sorted[MEMTABLE_ROWS_MAX];
+
+	if (nokv_inspect_live(sl->db, &in, &err) != NOKV_OK)
+		return;
+	n = nokv_inspect_memtables(in, &m);
+	for (int i = 0; i < n && i < MEMTABLE_ROWS_MAX; i++)
+	{
+		int			j = i;
+
+		while (j > 0 && sorted[j - 1]->seq > m[i].seq)
+		{
+			sorted[j] = sorted[j - 1];
+			j--;
+		}
+		sorted[j] = &m[i];
+	}
+	for (int i = 1; i < n && i < MEMTABLE_ROWS_MAX; i++)
+	{
+		if (sorted[i - 1]->min_version == 0 || sorted[i]->min_version == 0)
+			continue;
+		sl->checks++;
+		if (sorted[i - 1]->max_version >= sorted[i]->min_version && sl->violations++ == 0)
+			tap_diag("memtable %" PRIu64 " holds version %" PRIu64 ", the next one %" PRIu64,
+					 sorted[i - 1]->seq, sorted[i - 1]->max_version, sorted[i]->min_version);
+	}
+	nokv_inspect_free(in);
+}
+
+static void *
+memtable_order_checker(void *arg)
+{
+	shared_log *sl = arg;
+
+	while (!atomic_load(&sl->done))
+		check_memtable_order(sl);
+	return NULL;
+}
+
+/* every writer's keys read back, each with the version its append got */
+static bool
+shared_keys_read_back(nokv_db *db, const shared_writer *w, int *seen)
+{
+	nokv_iter  *it = nokv_iter_new(db, NULL, NOKV_CF_DEFAULT);
+	bool		match = true;
+
+	*seen = 0;
+	for (nokv_iter_seek_to_first(it); nokv_iter_valid(it); nokv_iter_next(it))
+	{
+		size_t		klen;
+		const char *k = nokv_iter_key(it, &klen);
+		char		kbuf[32];
+		int			t,
+					i;
+
+		snprintf(kbuf, sizeof(kbuf), "%.*s", (int) klen, k);
+		if (sscanf(kbuf, "s%d-%d", &t, &i) != 2 || t < 0 || t >= CONC_THREADS || i < 0 ||
+			i >= w[0].sl->per_thread || nokv_iter_version(it) != w[t].assigned[i])
+			match = false;
+		(*seen)++;
+	}
+	nokv_iter_free(it);
+	return match;
+}
+
+static void
+test_log_append_shared(void)
+{
+	char	   *dir = tap_tmpdir("hm-shared");
+	nokv_options o;
+	nokv_error	err = {0};
+	shared_log	sl;
+	shared_writer w[CONC_THREADS];
+	pthread_t	checker;
+	int			total;
+	int			failures = 0;
+	int			seen = 0;
+	int			replayed = 0;
+	bool		replay_ok = true;
+	uint64_t	covered;
+
+	tap_diag("2c. external log: concurrent appends (log_append_concurrent)");
+	memset(&sl, 0, sizeof(sl));
+	sl.per_thread = scaled(3000);
+	total = CONC_THREADS * sl.per_thread;
+	sl.recs = calloc((size_t) total, sizeof(log_record));
+	nokv_options_init(&o);
+	o.memtable_size = 64 << 10; /* many switches, and flushes by stalled writers */
+	o.external_log = true;
+	o.background_threads = false;
+	o.clock_ms = test_clock;
+	if (!ok(nokv_open(&o, dir, &sl.db, &err) == NOKV_OK, "open an engine for concurrent appends (%s)", err.msg))
+		return;
+	pthread_create(&checker, NULL, memtable_order_checker, &sl);
+	for (int t = 0; t < CONC_THREADS; t++)
+	{
+		w[t].sl = &sl;
+		w[t].id = t;
+		w[t].failures = 0;
+		w[t].assigned = calloc((size_t) sl.per_thread, sizeof(uint64_t));
+		pthread_create(&w[t].tid, NULL, shared_writer_main, &w[t]);
+	}
+	for (int t = 0; t < CONC_THREADS; t++)
+	{
+		pthread_join(w[t].tid, NULL);
+		failures += w[t].failures;
+	}
+	atomic_store(&sl.done, true);
+	pthread_join(checker, NULL);
+	check_memtable_order(&sl);
+	is_int(failures, 0, "%d threads x %d writes with concurrent appends all succeed", CONC_THREADS,
+		   sl.per_thread);
+	ok(atomic_load(&sl.overlaps) > 0, "the hook ran in two writers at once (%d times)",
+	   atomic_load(&sl.overlaps));
+	ok(sl.checks > 0 && sl.violations == 0,
+	   "each memtable's versions lie below the next one's (%d pairs compared during the run)", sl.checks);
+	is_int(nokv_last_version(sl.db), total, "nokv_last_version is the highest version handed out");
+	ok(shared_keys_read_back(sl.db, w, &seen) && seen == total,
+	   "every key reads back with the version its append got (%d keys)", seen);
+
+	/*
+	 * A crash: the memtables are lost and the host replays its log past the
+	 * position the engine's tables cover.  Were an append into a later
+	 * memtable below a position a flushed one covers, its key would be lost.
+	 */
+	nokv_close(sl.db);
+	if (ok(nokv_open(&o, dir, &sl.db, &err) == NOKV_OK, "reopen without the memtables (%s)", err.msg))
+	{
+		covered = nokv_external_log_flushed(sl.db, 0);
+		ok(covered > 0 && covered < (uint64_t) total * 10,
+		   "the tables cover part of the log: up to position %" PRIu64 " of %d", covered, total * 10);
+		for (uint64_t v = covered / 10 + 1; v <= (uint64_t) total; v++)
+		{
+			nokv_batch *rb = nokv_batch_new();
+			nokv_write_options wo = {0};
+			const log_record *r = &sl.recs[v - 1];
+
+			wo.version = r->version;
+			wo.log_position = r->position;
+			replay_ok = replay_ok && nokv_batch_from_data(rb, r->bytes, r->len, &err) == NOKV_OK &&
+				nokv_write(sl.db, &wo, rb, &err) == NOKV_OK;
+			nokv_batch_free(rb);
+			replayed++;
+		}
+		ok(replay_ok && replayed > 0, "the %d batches past it replay (%s)", replayed, err.msg);
+		ok(shared_keys_read_back(sl.db, w, &seen) && seen == total,
+		   "after the replay every key is back with its version (%d keys): no append went into a "
+		   "memtable after one whose flush covered its position", seen);
+		nokv_close(sl.db);
+	}
+
+	for (int t = 0; t < CONC_THREADS; t++)
+		free(w[t].assigned);
+	for (int i = 0; i < total; i++)
+		free(sl.recs[i].bytes);
+	free(sl.recs);
+	tap_rmdir(dir);
+	free(dir);
+}
+
 /* ================= 3. host_mvcc: the host decides what is garbage ================= */
 
 #define MAX_CALLS 8192
@@ -2067,6 +2328,7 @@ main(void)
 	test_batch_bytes();
 	test_log_append();
 	test_log_append_concurrent();
+	test_log_append_shared();
 	test_host_mvcc_bottom();
 	test_host_mvcc_deeper();
 	test_filter_fold();
