@@ -8,7 +8,7 @@
  * The PostgreSQL extension logs every batch in its own WAL (the bytes come
  * from nokv_batch_data and are replayed with nokv_batch_from_data), lets
  * the engine ask it for each batch's log position and version under the
- * engine's write lock, stores the writing transaction's xid in every value
+ * engine's write lock (held shared: its WAL takes concurrent appends), stores the writing transaction's xid in every value
  * and decides in the compaction filter which versions are garbage.  Values
  * here carry a one-byte tag standing in for that metadata:
  *
@@ -22,8 +22,9 @@
  *
  * Every engine here runs without background threads and with a test clock,
  * so what each check observes does not depend on timing.  The only threads
- * are the concurrent writers of the log-append test and the stalled writer
- * of the shutdown test.
+ * are the concurrent writers of the log-append tests (with the memtable
+ * checker of the concurrent-append one) and the stalled writer of the
+ * shutdown test.
  *
  * test/engine/test_host_mvcc.c
  *-------------------------------------------------------------------------
