@@ -991,21 +991,118 @@ typedef struct conc_shared
 	int			per_thread;
 } conc_shared;
 
-typedef struct conc_writer
+/*
+ * One writer thread of the log-append tests: it writes per_thread keys
+ * <prefix><id>-<i> through a hook whose shared state is log, and notes the
+ * version each append got.
+ */
+typedef struct hook_writer
 {
-	conc_shared *sh;
+	nokv_db    *db;
+	void	   *log;
+	int			(*append) (void *arg, const nokv_batch *b, uint64_t *position,
+						   uint64_t *version, nokv_error *err);
+	bool		concurrent;		/* log_append_concurrent */
+	char		prefix;
 	int			id;
-	uint64_t   *assigned;		/* per write, the version the hook gave */
-	int			current;
+	int			per_thread;
+	int			current;		/* the write in progress */
+	uint64_t   *assigned;		/* per write, the version its append got */
 	int			failures;
 	pthread_t	tid;
-} conc_writer;
+} hook_writer;
+
+static void *
+hook_writer_main(void *arg)
+{
+	hook_writer *w = arg;
+	nokv_batch *b = nokv_batch_new();
+
+	for (int i = 0; i < w->per_thread; i++)
+	{
+		nokv_write_options wo = {0};
+		nokv_error	err;
+		char		key[32];
+		char		val[64];
+
+		snprintf(key, sizeof(key), "%c%d-%06d", w->prefix, w->id, i);
+		snprintf(val, sizeof(val), "value of %s padded to some length", key);
+		nokv_batch_clear(b);
+		nokv_batch_put(b, NOKV_CF_DEFAULT, key, strlen(key), val, strlen(val));
+		wo.log_append = w->append;
+		wo.log_append_arg = w;
+		wo.log_append_concurrent = w->concurrent;
+		w->current = i;
+		if (nokv_write(w->db, &wo, b, &err) != NOKV_OK && w->failures++ == 0)
+			tap_diag("writer %d: %s", w->id, err.msg);
+	}
+	nokv_batch_free(b);
+	return NULL;
+}
+
+static void
+start_hook_writers(hook_writer *w, nokv_db *db, void *log,
+				   int (*append) (void *, const nokv_batch *, uint64_t *, uint64_t *, nokv_error *),
+				   bool concurrent, char prefix, int per_thread)
+{
+	for (int t = 0; t < CONC_THREADS; t++)
+	{
+		w[t] = (hook_writer) {
+			.db = db, .log = log, .append = append, .concurrent = concurrent,
+			.prefix = prefix, .id = t, .per_thread = per_thread,
+			.assigned = calloc((size_t) per_thread, sizeof(uint64_t)),
+		};
+		pthread_create(&w[t].tid, NULL, hook_writer_main, &w[t]);
+	}
+}
+
+/* waits for the writers; returns how many writes failed */
+static int
+join_hook_writers(hook_writer *w)
+{
+	int			failures = 0;
+
+	for (int t = 0; t < CONC_THREADS; t++)
+	{
+		pthread_join(w[t].tid, NULL);
+		failures += w[t].failures;
+	}
+	return failures;
+}
+
+/* every writer's keys read back, each with the version its append got */
+static bool
+hook_keys_read_back(nokv_db *db, const hook_writer *w, int *seen)
+{
+	nokv_iter  *it = nokv_iter_new(db, NULL, NOKV_CF_DEFAULT);
+	char		format[16];
+	bool		match = true;
+
+	snprintf(format, sizeof(format), "%c%%d-%%d", w[0].prefix);
+	*seen = 0;
+	for (nokv_iter_seek_to_first(it); nokv_iter_valid(it); nokv_iter_next(it))
+	{
+		size_t		klen;
+		const char *k = nokv_iter_key(it, &klen);
+		char		kbuf[32];
+		int			t,
+					i;
+
+		snprintf(kbuf, sizeof(kbuf), "%.*s", (int) klen, k);
+		if (sscanf(kbuf, format, &t, &i) != 2 || t < 0 || t >= CONC_THREADS || i < 0 ||
+			i >= w[0].per_thread || nokv_iter_version(it) != w[t].assigned[i])
+			match = false;
+		(*seen)++;
+	}
+	nokv_iter_free(it);
+	return match;
+}
 
 static int
 conc_append(void *arg, const nokv_batch *b, uint64_t *position, uint64_t *version, nokv_error *err)
 {
-	conc_writer *w = arg;
-	conc_shared *sh = w->sh;
+	hook_writer *w = arg;
+	conc_shared *sh = w->log;
 
 	(void) b;
 	(void) err;
@@ -1021,33 +1118,6 @@ conc_append(void *arg, const nokv_batch *b, uint64_t *position, uint64_t *versio
 	return NOKV_OK;
 }
 
-static void *
-conc_main(void *arg)
-{
-	conc_writer *w = arg;
-	nokv_batch *b = nokv_batch_new();
-
-	for (int i = 0; i < w->sh->per_thread; i++)
-	{
-		nokv_write_options wo = {0};
-		nokv_error	err;
-		char		key[32];
-		char		val[64];
-
-		snprintf(key, sizeof(key), "t%d-%06d", w->id, i);
-		snprintf(val, sizeof(val), "value of %s padded to some length", key);
-		nokv_batch_clear(b);
-		nokv_batch_put(b, NOKV_CF_DEFAULT, key, strlen(key), val, strlen(val));
-		wo.log_append = conc_append;
-		wo.log_append_arg = w;
-		w->current = i;
-		if (nokv_write(w->sh->db, &wo, b, &err) != NOKV_OK)
-			w->failures++;
-	}
-	nokv_batch_free(b);
-	return NULL;
-}
-
 static void
 test_log_append_concurrent(void)
 {
@@ -1055,14 +1125,13 @@ test_log_append_concurrent(void)
 	nokv_options o;
 	nokv_error	err = {0};
 	conc_shared sh;
-	conc_writer w[CONC_THREADS];
-	int			failures = 0;
+	hook_writer w[CONC_THREADS];
+	int			failures;
 	bool		in_order = true;
 	bool		thread_order = true;
-	bool		versions_match = true;
+	bool		read_back;
 	int			seen = 0;
 	bool		flushed_all;
-	nokv_iter  *it;
 
 	memset(&sh, 0, sizeof(sh));
 	sh.per_thread = scaled(3000);
@@ -1075,19 +1144,8 @@ test_log_append_concurrent(void)
 		return;
 	sh.cap = CONC_THREADS * sh.per_thread;
 	sh.call_versions = calloc((size_t) sh.cap, sizeof(uint64_t));
-	for (int t = 0; t < CONC_THREADS; t++)
-	{
-		w[t].sh = &sh;
-		w[t].id = t;
-		w[t].failures = 0;
-		w[t].assigned = calloc((size_t) sh.per_thread, sizeof(uint64_t));
-		pthread_create(&w[t].tid, NULL, conc_main, &w[t]);
-	}
-	for (int t = 0; t < CONC_THREADS; t++)
-	{
-		pthread_join(w[t].tid, NULL);
-		failures += w[t].failures;
-	}
+	start_hook_writers(w, sh.db, &sh, conc_append, false, 't', sh.per_thread);
+	failures = join_hook_writers(w);
 	is_int(failures, 0, "%d threads x %d hooked writes all succeed", CONC_THREADS, sh.per_thread);
 	is_int(atomic_load(&sh.overlaps), 0, "the hook never ran in two writers at once (it runs under the write lock)");
 	is_int(sh.ncalls, CONC_THREADS * sh.per_thread, "the hook ran once per write");
@@ -1102,23 +1160,8 @@ test_log_append_concurrent(void)
 	ok(thread_order, "each thread's writes got increasing versions");
 	is_int(nokv_last_version(sh.db), sh.counter, "nokv_last_version is the last version handed out");
 
-	it = nokv_iter_new(sh.db, NULL, NOKV_CF_DEFAULT);
-	for (nokv_iter_seek_to_first(it); nokv_iter_valid(it); nokv_iter_next(it))
-	{
-		size_t		klen;
-		const char *k = nokv_iter_key(it, &klen);
-		int			t,
-					i;
-		char		kbuf[32];
-
-		snprintf(kbuf, sizeof(kbuf), "%.*s", (int) klen, k);
-		if (sscanf(kbuf, "t%d-%d", &t, &i) != 2 || t < 0 || t >= CONC_THREADS || i < 0 ||
-			i >= sh.per_thread || nokv_iter_version(it) != w[t].assigned[i])
-			versions_match = false;
-		seen++;
-	}
-	nokv_iter_free(it);
-	ok(versions_match && seen == CONC_THREADS * sh.per_thread,
+	read_back = hook_keys_read_back(sh.db, w, &seen);
+	ok(read_back && seen == CONC_THREADS * sh.per_thread,
 	   "every key reads back with the version its hook call assigned (%d keys)", seen);
 	flushed_all = flush_memtables(sh.db);
 	ok(flushed_all && nokv_external_log_flushed(sh.db, 0) == sh.counter * 10,
@@ -1148,22 +1191,12 @@ typedef struct shared_log
 	int			violations;
 } shared_log;
 
-typedef struct shared_writer
-{
-	shared_log *sl;
-	int			id;
-	int			current;
-	uint64_t   *assigned;		/* per write, the version its append got */
-	int			failures;
-	pthread_t	tid;
-} shared_writer;
-
 static int
 shared_append(void *arg, const nokv_batch *b, uint64_t *position, uint64_t *version,
 			  nokv_error *err)
 {
-	shared_writer *w = arg;
-	shared_log *sl = w->sl;
+	hook_writer *w = arg;
+	shared_log *sl = w->log;
 	size_t		len;
 	const char *d = nokv_batch_data(b, &len);
 	log_record *r;
@@ -1189,34 +1222,6 @@ shared_append(void *arg, const nokv_batch *b, uint64_t *position, uint64_t *vers
 	*position = v * 10;
 	atomic_fetch_sub(&sl->inside, 1);
 	return NOKV_OK;
-}
-
-static void *
-shared_writer_main(void *arg)
-{
-	shared_writer *w = arg;
-	nokv_batch *b = nokv_batch_new();
-
-	for (int i = 0; i < w->sl->per_thread; i++)
-	{
-		nokv_write_options wo = {0};
-		nokv_error	err;
-		char		key[32];
-		char		val[64];
-
-		snprintf(key, sizeof(key), "s%d-%06d", w->id, i);
-		snprintf(val, sizeof(val), "value of %s padded to some length", key);
-		nokv_batch_clear(b);
-		nokv_batch_put(b, NOKV_CF_DEFAULT, key, strlen(key), val, strlen(val));
-		wo.log_append = shared_append;
-		wo.log_append_arg = w;
-		wo.log_append_concurrent = true;
-		w->current = i;
-		if (nokv_write(w->sl->db, &wo, b, &err) != NOKV_OK && w->failures++ == 0)
-			tap_diag("writer %d: %s", w->id, err.msg);
-	}
-	nokv_batch_free(b);
-	return NULL;
 }
 
 #define MEMTABLE_ROWS_MAX 64		/* above any max_memtables */
@@ -1271,32 +1276,6 @@ memtable_order_checker(void *arg)
 	return NULL;
 }
 
-/* every writer's keys read back, each with the version its append got */
-static bool
-shared_keys_read_back(nokv_db *db, const shared_writer *w, int *seen)
-{
-	nokv_iter  *it = nokv_iter_new(db, NULL, NOKV_CF_DEFAULT);
-	bool		match = true;
-
-	*seen = 0;
-	for (nokv_iter_seek_to_first(it); nokv_iter_valid(it); nokv_iter_next(it))
-	{
-		size_t		klen;
-		const char *k = nokv_iter_key(it, &klen);
-		char		kbuf[32];
-		int			t,
-					i;
-
-		snprintf(kbuf, sizeof(kbuf), "%.*s", (int) klen, k);
-		if (sscanf(kbuf, "s%d-%d", &t, &i) != 2 || t < 0 || t >= CONC_THREADS || i < 0 ||
-			i >= w[0].sl->per_thread || nokv_iter_version(it) != w[t].assigned[i])
-			match = false;
-		(*seen)++;
-	}
-	nokv_iter_free(it);
-	return match;
-}
-
 static void
 test_log_append_shared(void)
 {
@@ -1304,13 +1283,14 @@ test_log_append_shared(void)
 	nokv_options o;
 	nokv_error	err = {0};
 	shared_log	sl;
-	shared_writer w[CONC_THREADS];
+	hook_writer w[CONC_THREADS];
 	pthread_t	checker;
 	int			total;
-	int			failures = 0;
+	int			failures;
 	int			seen = 0;
 	int			replayed = 0;
 	bool		replay_ok = true;
+	bool		read_back;
 	uint64_t	covered;
 
 	tap_diag("2c. external log: concurrent appends (log_append_concurrent)");
@@ -1326,19 +1306,8 @@ test_log_append_shared(void)
 	if (!ok(nokv_open(&o, dir, &sl.db, &err) == NOKV_OK, "open an engine for concurrent appends (%s)", err.msg))
 		return;
 	pthread_create(&checker, NULL, memtable_order_checker, &sl);
-	for (int t = 0; t < CONC_THREADS; t++)
-	{
-		w[t].sl = &sl;
-		w[t].id = t;
-		w[t].failures = 0;
-		w[t].assigned = calloc((size_t) sl.per_thread, sizeof(uint64_t));
-		pthread_create(&w[t].tid, NULL, shared_writer_main, &w[t]);
-	}
-	for (int t = 0; t < CONC_THREADS; t++)
-	{
-		pthread_join(w[t].tid, NULL);
-		failures += w[t].failures;
-	}
+	start_hook_writers(w, sl.db, &sl, shared_append, true, 's', sl.per_thread);
+	failures = join_hook_writers(w);
 	atomic_store(&sl.done, true);
 	pthread_join(checker, NULL);
 	check_memtable_order(&sl);
@@ -1349,7 +1318,8 @@ test_log_append_shared(void)
 	ok(sl.checks > 0 && sl.violations == 0,
 	   "each memtable's versions lie below the next one's (%d pairs compared during the run)", sl.checks);
 	is_int(nokv_last_version(sl.db), total, "nokv_last_version is the highest version handed out");
-	ok(shared_keys_read_back(sl.db, w, &seen) && seen == total,
+	read_back = hook_keys_read_back(sl.db, w, &seen);
+	ok(read_back && seen == total,
 	   "every key reads back with the version its append got (%d keys)", seen);
 
 	/*
@@ -1377,7 +1347,8 @@ test_log_append_shared(void)
 			replayed++;
 		}
 		ok(replay_ok && replayed > 0, "the %d batches past it replay (%s)", replayed, err.msg);
-		ok(shared_keys_read_back(sl.db, w, &seen) && seen == total,
+		read_back = hook_keys_read_back(sl.db, w, &seen);
+	ok(read_back && seen == total,
 		   "after the replay every key is back with its version (%d keys): no append went into a "
 		   "memtable after one whose flush covered its position", seen);
 		nokv_close(sl.db);
