@@ -1090,7 +1090,13 @@ write_begin_shared(nokv_db *db, const nokv_write_options *wo, const nokv_batch *
 		nokv_unlock(&db->platform, NOKV_LOCK_WRITE);
 		return NOKV_OK;
 	}
-	/* reserve, then check: writers holding WRITE shared race for the room */
+	/*
+	 * Reserve, then check: writers holding WRITE shared race for the room.
+	 * A host error that does not return from the append (PostgreSQL's
+	 * ereport) leaves the reservation in place until the slot is reused,
+	 * which only switches this memtable a little early; the writer count is
+	 * taken after the append, so no flush waits for it.
+	 */
 	reserved = atomic_fetch_add(&slot->reserved, cost) + cost;
 	if (nokv_memtable_arena_used(&db->ctx, slot->mt) + reserved > slot_arena_size(db))
 	{
