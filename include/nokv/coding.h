@@ -50,25 +50,35 @@ nokv_get_le64(const char *p)
 	return (uint64_t) nokv_get_le32(p) | ((uint64_t) nokv_get_le32(p + 4) << 32);
 }
 
+/*
+ * Big-endian 64-bit values sit in every internal key's trailer, so they are
+ * read on each key comparison: one load or store and a byte swap, not the
+ * byte loop GCC keeps as written.
+ */
+static inline uint64_t
+nokv_be64_swap(uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return v;
+#else
+	return __builtin_bswap64(v);
+#endif
+}
+
 static inline void
 nokv_put_be64(char *p, uint64_t v)
 {
-	for (int i = 7; i >= 0; i--)
-	{
-		p[i] = (char) (v & 0xff);
-		v >>= 8;
-	}
+	v = nokv_be64_swap(v);
+	memcpy(p, &v, sizeof(v));
 }
 
 static inline uint64_t
 nokv_get_be64(const char *p)
 {
-	const unsigned char *u = (const unsigned char *) p;
-	uint64_t	v = 0;
+	uint64_t	v;
 
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | u[i];
-	return v;
+	memcpy(&v, p, sizeof(v));
+	return nokv_be64_swap(v);
 }
 
 /* LEB128-style unsigned varints: at most 5 bytes for 32 bits, 10 for 64 */
@@ -82,7 +92,27 @@ int			nokv_varint_length(uint64_t v);
  * Decoders return a pointer just past the varint, or NULL if the input ends
  * (limit) or the varint is malformed.  They never read at or past limit.
  */
-const char *nokv_get_varint32(const char *p, const char *limit, uint32_t *v);
+const char *nokv_get_varint32_slow(const char *p, const char *limit, uint32_t *v);
+
+/* most lengths in keys, blocks and batches fit one or two bytes: decode those inline */
+static inline const char *
+nokv_get_varint32(const char *p, const char *limit, uint32_t *v)
+{
+	const unsigned char *u = (const unsigned char *) p;
+
+	if (p < limit && !(u[0] & 0x80))
+	{
+		*v = u[0];
+		return p + 1;
+	}
+	if (limit - p >= 2 && !(u[1] & 0x80))
+	{
+		*v = (uint32_t) (u[0] & 0x7f) | ((uint32_t) u[1] << 7);
+		return p + 2;
+	}
+	return nokv_get_varint32_slow(p, limit, v);
+}
+
 const char *nokv_get_varint64(const char *p, const char *limit, uint64_t *v);
 
 /* CRC-32C (Castagnoli); hardware-accelerated where the CPU has SSE4.2 */

@@ -459,7 +459,8 @@ typedef struct nokv_read_options
 void		nokv_read_options_init(nokv_read_options *ro);
 
 /*
- * Point lookup.  On success *val is malloc'ed (caller frees) and *vlen set.
+ * Point lookup.  On success *val is malloc'ed (caller frees), NUL-terminated
+ * past its *vlen bytes.
  * Returns NOKV_NOT_FOUND when the key is absent or deleted.
  */
 int			nokv_get(nokv_db *db, const nokv_read_options *ro, int cf,

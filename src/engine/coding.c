@@ -66,7 +66,7 @@ nokv_varint_length(uint64_t v)
 }
 
 const char *
-nokv_get_varint32(const char *p, const char *limit, uint32_t *v)
+nokv_get_varint32_slow(const char *p, const char *limit, uint32_t *v)
 {
 	uint32_t	result = 0;
 

@@ -2051,9 +2051,24 @@ nokv_get_ttl(nokv_db *db, const nokv_read_options *ro, int cf, const void *key, 
 		if (db->hdr->hotring && !(ro && ro->untracked))
 			nokv_hotring_touch(&db->ctx, db->hdr->hotring, NOKV_HOT_READ, cf, key, klen,
 							   nokv_now_ms(db), 1);
-		*val = nokv_malloc(vv.payload_len + 1);
-		memcpy(*val, vv.payload, vv.payload_len);
-		(*val)[vv.payload_len] = '\0';
+		if (vv.payload > gs.value.data && vv.payload < gs.value.data + gs.value.len)
+		{
+			/*
+			 * The lookup's own copy is handed over: the payload moves to its
+			 * front, and the header it leaves behind makes room for the NUL.
+			 */
+			memmove(gs.value.data, vv.payload, vv.payload_len);
+			gs.value.data[vv.payload_len] = '\0';
+			*val = gs.value.data;
+			gs.value.data = NULL;
+			gs.value.len = gs.value.cap = 0;
+		}
+		else
+		{
+			*val = nokv_malloc(vv.payload_len + 1);
+			memcpy(*val, vv.payload, vv.payload_len);
+			(*val)[vv.payload_len] = '\0';
+		}
 		*vlen = vv.payload_len;
 		rc = NOKV_OK;
 		break;

@@ -415,10 +415,13 @@ expired(nokv_iter *di, const nokv_value_view *vv)
 static bool
 resolve(nokv_iter *di, const nokv_ikey_view *kv, nokv_value_view *vv)
 {
-	nokv_error	e = {0};
+	/* an error holds a 512-byte message: not cleared for every plain value */
+	nokv_error	e;
 
 	if (!(vv->flags & NOKV_VF_VPTR))
 		return true;
+	e.code = NOKV_OK;
+	e.msg[0] = '\0';
 	if (nokv_resolve_value(di->db, kv->cf, kv->ukey, kv->ukey_len, kv->version, vv, &di->big, &e) != NOKV_OK)
 		return set_error(di, &e);
 	vv->payload = di->big.data ? di->big.data : "";
@@ -464,7 +467,7 @@ find_next_user_entry(nokv_iter *di, bool skipping)
 				const char *v = nokv_iiter_value(di->it, &vlen);
 				nokv_value_view vv;
 				bool		deleted = kv.kind == NOKV_KIND_DELETE ||
-					covered(di, kv.lkey, kv.lkey_len, kv.version);
+					(di->ntombs > 0 && covered(di, kv.lkey, kv.lkey_len, kv.version));
 
 				bool		invisible = false;
 
@@ -977,8 +980,17 @@ nokv_iter_next(nokv_iter *di)
 	}
 	else if (!di->advanced)
 		nokv_iiter_next(di->it);
-	nokv_buf_reset(&di->saved_key);
-	nokv_buf_append(&di->saved_key, di->cur_key.data, di->cur_key.len);
+	/*
+	 * The key just returned is the one to skip.  Take its buffer instead of
+	 * copying it: cur_key is rewritten before it is read again, as the
+	 * iterator is valid only once find_next_user_entry has set it.
+	 */
+	{
+		nokv_buf	skip = di->cur_key;
+
+		di->cur_key = di->saved_key;
+		di->saved_key = skip;
+	}
 	find_next_user_entry(di, true);
 	op_end(di);
 }

@@ -148,7 +148,8 @@ reads_as(nokv_db *db, const nokv_read_options *ro_in, int cf, const char *k, siz
 	if (want == NULL)
 		good = rc == NOKV_NOT_FOUND;
 	else
-		good = rc == NOKV_OK && vlen == wlen && (wlen == 0 || memcmp(val, want, wlen) == 0);
+		good = rc == NOKV_OK && vlen == wlen && (wlen == 0 || memcmp(val, want, wlen) == 0) &&
+			val[vlen] == '\0';
 	if (!good)
 	{
 		if (rc == NOKV_OK)
