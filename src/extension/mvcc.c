@@ -40,6 +40,7 @@
 #include "access/xlog.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "port/pg_bswap.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/procarray.h"
@@ -54,33 +55,51 @@ static bool xact_wrote_nokv = false;
 
 /* ---------- the version header ---------- */
 
+/* little-endian on disk, whatever the host */
+static inline uint64
+vh_le64(uint64 v)
+{
+#ifdef WORDS_BIGENDIAN
+	return pg_bswap64(v);
+#else
+	return v;
+#endif
+}
+
+static inline uint32
+vh_le32(uint32 v)
+{
+#ifdef WORDS_BIGENDIAN
+	return pg_bswap32(v);
+#else
+	return v;
+#endif
+}
+
 void
 nokv_vh_encode(char *out, uint8 flags, FullTransactionId xmin, CommandId cmin)
 {
-	uint64		x = U64FromFullTransactionId(xmin);
+	uint64		x = vh_le64(U64FromFullTransactionId(xmin));
+	uint32		c = vh_le32(cmin);
 
 	out[0] = (char) flags;
-	for (int i = 0; i < 8; i++)
-		out[1 + i] = (char) (x >> (8 * i));
-	for (int i = 0; i < 4; i++)
-		out[9 + i] = (char) (cmin >> (8 * i));
+	memcpy(out + 1, &x, sizeof(x));
+	memcpy(out + 9, &c, sizeof(c));
 }
 
 bool
 nokv_vh_decode(const char *v, size_t len, NokvVersionHeader *h)
 {
-	uint64		x = 0;
-	uint32		c = 0;
+	uint64		x;
+	uint32		c;
 
 	if (len < NOKV_VH_SIZE)
 		return false;
 	h->flags = (uint8) v[0];
-	for (int i = 0; i < 8; i++)
-		x |= (uint64) (uint8) v[1 + i] << (8 * i);
-	for (int i = 0; i < 4; i++)
-		c |= (uint32) (uint8) v[9 + i] << (8 * i);
-	h->xmin = FullTransactionIdFromU64(x);
-	h->cmin = c;
+	memcpy(&x, v + 1, sizeof(x));
+	memcpy(&c, v + 9, sizeof(c));
+	h->xmin = FullTransactionIdFromU64(vh_le64(x));
+	h->cmin = vh_le32(c);
 	return true;
 }
 

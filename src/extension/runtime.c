@@ -182,6 +182,14 @@ nokv_engine_options(nokv_options *opts)
 	opts->host_mvcc = true;
 	opts->block_cache_size = (size_t) nokv_block_cache_size_kb * 1024;
 	opts->compression = nokv_compression;
+
+	/*
+	 * A table's rows are read one at a time by row id, and a point read
+	 * scans its data block forward from the restart point before the key:
+	 * every 4th entry instead of every 16th cuts that scan to about two
+	 * entries, for a few per cent more block bytes before compression.
+	 */
+	opts->block_restart_interval = 4;
 	opts->vlog_threshold = (size_t) nokv_vlog_threshold;
 	opts->vlog_segment_size = (size_t) nokv_vlog_segment_size_mb * 1024 * 1024;
 	opts->vlog_gc_discard_ratio = nokv_vlog_gc_discard_ratio;

@@ -29,6 +29,7 @@
 #include "catalog/storage.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "port/pg_bswap.h"
 #include "storage/bufmgr.h"
 #include "storage/lwlock.h"
 #include "storage/procarray.h"
@@ -108,24 +109,20 @@ static uint32 tableid_count;
 
 /* ---------- keys ---------- */
 
-static void
+static inline void
 put_be64(char *p, uint64 v)
 {
-	for (int i = 7; i >= 0; i--)
-	{
-		p[i] = (char) (v & 0xff);
-		v >>= 8;
-	}
+	v = pg_hton64(v);
+	memcpy(p, &v, sizeof(v));
 }
 
-static uint64
+static inline uint64
 get_be64(const char *p)
 {
-	uint64		v = 0;
+	uint64		v;
 
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | (uint8) p[i];
-	return v;
+	memcpy(&v, p, sizeof(v));
+	return pg_ntoh64(v);
 }
 
 void
@@ -742,20 +739,26 @@ add_marker(RowState *rs, const NokvVersionHeader *h, const char *payload, size_t
 	m->forward = (h->flags & ROW_VH_UPDATE) && plen >= 8 ? get_be64(payload) : 0;
 }
 
+/* the data version, its header h already decoded from its vlen bytes */
+static void
+rowstate_set_decoded(RowState *rs, const NokvVersionHeader *h, size_t vlen)
+{
+	rs->found = true;
+	rs->frozen = (h->flags & NOKV_VH_FROZEN) != 0;
+	rs->xmin = rs->frozen ? FrozenTransactionId : XidFromFullTransactionId(h->xmin);
+	rs->cmin = h->cmin;
+	/* no copy: the caller points tuple at memory that outlives the hook */
+	rs->tuple = NULL;
+	rs->tuple_len = vlen - NOKV_VH_SIZE;
+}
+
 void
 rowstate_set_data(RowState *rs, const char *value, size_t vlen)
 {
 	NokvVersionHeader h;
 
-	if (!nokv_vh_decode(value, vlen, &h))
-		return;
-	rs->found = true;
-	rs->frozen = (h.flags & NOKV_VH_FROZEN) != 0;
-	rs->xmin = rs->frozen ? FrozenTransactionId : XidFromFullTransactionId(h.xmin);
-	rs->cmin = h.cmin;
-	/* no copy: the caller points tuple at memory that outlives the hook */
-	rs->tuple = NULL;
-	rs->tuple_len = vlen - NOKV_VH_SIZE;
+	if (nokv_vh_decode(value, vlen, &h))
+		rowstate_set_decoded(rs, &h, vlen);
 }
 
 /*
@@ -786,7 +789,7 @@ rowstate_collect(void *arg, int cf, const char *key, size_t klen,
 		add_marker(rs, &h, value + NOKV_VH_SIZE, vlen - NOKV_VH_SIZE);
 		return false;
 	}
-	rowstate_set_data(rs, value, vlen);
+	rowstate_set_decoded(rs, &h, vlen);
 	return true;
 }
 
@@ -863,17 +866,32 @@ rowstate_mod_marker(RowState *rs)
 	return NULL;
 }
 
+/*
+ * The last xid found committed: what heap keeps in a tuple's hint bits.
+ * The rows a scan meets mostly share a few xmins, and a committed xid is
+ * neither the current transaction nor ever anything but committed, so only
+ * the snapshot test remains for it.  (Like clog's own one-entry cache, it
+ * would be stale only after 2^32 xids in one backend, and freezing sees to
+ * it that no row keeps so old an xmin.)
+ */
+static TransactionId known_committed_xid = InvalidTransactionId;
+
 /* did xid (command cid) commit before snapshot, or is it our earlier command */
 static bool
 xid_visible_mvcc(TransactionId xid, CommandId cid, Snapshot snapshot)
 {
 	if (xid == FrozenTransactionId)
 		return true;
+	if (xid == known_committed_xid)
+		return !XidInMVCCSnapshot(xid, snapshot);
 	if (TransactionIdIsCurrentTransactionId(xid))
 		return cid < snapshot->curcid;
 	if (XidInMVCCSnapshot(xid, snapshot))
 		return false;
-	return TransactionIdDidCommit(xid);
+	if (!TransactionIdDidCommit(xid))
+		return false;
+	known_committed_xid = xid;
+	return true;
 }
 
 static bool
