@@ -20,6 +20,7 @@ NOKV_PACKAGES=(
 	libuv1-dev
 	redis-tools
 	redis-server
+	valgrind
 	pkg-config
 )
 
