@@ -23,6 +23,9 @@
 #	bench_start						start on a free port (port), create
 #									database bench, PSQL=(psql ... -d bench)
 #
+# tableam.sh and tableam_instructions.sh measure the same rows and
+# statements: TABLEAM_PAYLOAD_SQL and tableam_scripts.
+#
 # bench/lib.sh
 #-------------------------------------------------------------------------
 
@@ -203,4 +206,37 @@ bench_start()
 psql_value()
 {
 	"${PSQL[@]}" -At -c "$1"
+}
+
+# ---------- the table AM benchmarks' rows and statements ----------
+
+# the payload: 100 bytes, a unique part (the id and an md5) padded with
+# English-like text, as in a typical row of a business table
+# shellcheck disable=SC2034
+TABLEAM_PAYLOAD_SQL="rpad('row ' || g || ' ' || md5(g::text) || ' ', 100, 'the quick brown fox jumps over the lazy dog ')"
+
+# the pgbench scripts $tmp/<am>-<workload>.sql for t_heap and t_nokv,
+# which hold ids 1..ROWS
+tableam_scripts()
+{
+	local am
+
+	for am in heap nokv; do
+		cat >"$tmp/$am-insert.sql" <<EOF
+\set g random(0, 999)
+INSERT INTO t_$am (id, grp, payload) VALUES (nextval('t_${am}_ins'), :g, rpad('inserted ' || :g || ' ', 100, 'the quick brown fox jumps over the lazy dog '));
+EOF
+		cat >"$tmp/$am-point.sql" <<EOF
+\set id random(1, $ROWS)
+SELECT payload FROM t_$am WHERE id = :id;
+EOF
+		cat >"$tmp/$am-range.sql" <<EOF
+\set id random(1, $((ROWS - 99)))
+SELECT id, payload FROM t_$am WHERE id BETWEEN :id AND :id + 99;
+EOF
+		cat >"$tmp/$am-update.sql" <<EOF
+\set id random(1, $ROWS)
+UPDATE t_$am SET payload = rpad('updated ' || :id || ' ', 100, 'the quick brown fox jumps over the lazy dog ') WHERE id = :id;
+EOF
+	done
 }

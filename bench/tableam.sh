@@ -94,12 +94,9 @@ bench_start
 
 # ---------- data ----------
 
-# The payload: 100 bytes, a unique part (the id and an md5) padded with
-# English-like text, as in a typical row of a business table.
-PAYLOAD_SQL="rpad('row ' || g || ' ' || md5(g::text) || ' ', 100, 'the quick brown fox jumps over the lazy dog ')"
-
+# the rows and statements: TABLEAM_PAYLOAD_SQL and tableam_scripts (lib.sh)
 log "generating $ROWS rows into $tmp/rows.copy"
-"${PSQL[@]}" -c "COPY (SELECT g, g % 1000, $PAYLOAD_SQL FROM generate_series(1, $ROWS) g) TO '$tmp/rows.copy'"
+"${PSQL[@]}" -c "COPY (SELECT g, g % 1000, $TABLEAM_PAYLOAD_SQL FROM generate_series(1, $ROWS) g) TO '$tmp/rows.copy'"
 "${PSQL[@]}" <<EOF
 CREATE EXTENSION nokv;
 CREATE TABLE t_heap (id bigint PRIMARY KEY, grp int NOT NULL, payload text) USING heap;
@@ -131,7 +128,7 @@ settings=$(psql_value "SELECT string_agg(name || '=' || current_setting(name), '
 	echo "# command: $command_line (DURATION=$DURATION ROUNDS=$ROUNDS ROWS=$ROWS RUNS=$RUNS)"
 	echo "# settings: $settings"
 	echo "# schema: t_<am> (id bigint PRIMARY KEY, grp int NOT NULL, payload text) + INDEX (grp); grp = id % 1000"
-	echo "# payload: 100 bytes, $PAYLOAD_SQL"
+	echo "# payload: 100 bytes, $TABLEAM_PAYLOAD_SQL"
 	echo "# pgbench: -n -M prepared -T $DURATION -c N -j N, a CHECKPOINT before each run, heap and nokv back to back;"
 	echo "#   synchronous_commit per run via PGOPTIONS (nokv.sync_mode follows it)"
 	echo "# rounds: $ROUNDS of every figure, heap first in odd rounds and nokv first in even ones;"
@@ -230,24 +227,7 @@ figure "table + indexes (compacted)" "MiB" "$(mib $((heap_table + heap_idx)))" "
 
 # ---------- pgbench runs ----------
 
-for am in heap nokv; do
-	cat >"$tmp/$am-insert.sql" <<EOF
-\set g random(0, 999)
-INSERT INTO t_$am (id, grp, payload) VALUES (nextval('t_${am}_ins'), :g, rpad('inserted ' || :g || ' ', 100, 'the quick brown fox jumps over the lazy dog '));
-EOF
-	cat >"$tmp/$am-point.sql" <<EOF
-\set id random(1, $ROWS)
-SELECT payload FROM t_$am WHERE id = :id;
-EOF
-	cat >"$tmp/$am-range.sql" <<EOF
-\set id random(1, $((ROWS - 99)))
-SELECT id, payload FROM t_$am WHERE id BETWEEN :id AND :id + 99;
-EOF
-	cat >"$tmp/$am-update.sql" <<EOF
-\set id random(1, $ROWS)
-UPDATE t_$am SET payload = rpad('updated ' || :id || ' ', 100, 'the quick brown fox jumps over the lazy dog ') WHERE id = :id;
-EOF
-done
+tableam_scripts
 
 # run AM WORKLOAD CLIENTS SYNC: prints the TPS
 run()

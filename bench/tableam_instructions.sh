@@ -99,10 +99,8 @@ EOF
 
 bench_start
 
-PAYLOAD_SQL="rpad('row ' || g || ' ' || md5(g::text) || ' ', 100, 'the quick brown fox jumps over the lazy dog ')"
-
 log "generating $ROWS rows into $tmp/rows.copy"
-"${PSQL[@]}" -c "COPY (SELECT g, g % 1000, $PAYLOAD_SQL FROM generate_series(1, $ROWS) g) TO '$tmp/rows.copy'"
+"${PSQL[@]}" -c "COPY (SELECT g, g % 1000, $TABLEAM_PAYLOAD_SQL FROM generate_series(1, $ROWS) g) TO '$tmp/rows.copy'"
 "${PSQL[@]}" <<EOF
 CREATE EXTENSION nokv;
 CREATE SEQUENCE t_heap_ins START $((ROWS + 1000000));
@@ -111,24 +109,7 @@ EOF
 "$PG_BIN/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null
 started=false
 
-for am in heap nokv; do
-	cat >"$tmp/$am-insert.sql" <<EOF
-\set g random(0, 999)
-INSERT INTO t_$am (id, grp, payload) VALUES (nextval('t_${am}_ins'), :g, rpad('inserted ' || :g || ' ', 100, 'the quick brown fox jumps over the lazy dog '));
-EOF
-	cat >"$tmp/$am-point.sql" <<EOF
-\set id random(1, $ROWS)
-SELECT payload FROM t_$am WHERE id = :id;
-EOF
-	cat >"$tmp/$am-range.sql" <<EOF
-\set id random(1, $((ROWS - 99)))
-SELECT id, payload FROM t_$am WHERE id BETWEEN :id AND :id + 99;
-EOF
-	cat >"$tmp/$am-update.sql" <<EOF
-\set id random(1, $ROWS)
-UPDATE t_$am SET payload = rpad('updated ' || :id || ' ', 100, 'the quick brown fox jumps over the lazy dog ') WHERE id = :id;
-EOF
-done
+tableam_scripts
 
 # start the postmaster under callgrind, counting inside the functions given
 cg_start()
@@ -233,7 +214,7 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/n
 	echo "# counted: user-space instructions of the backend running the workload (callgrind Ir),"
 	echo "#   inside DoCopy for COPY, inside PortalRun and the transaction's start and commit otherwise"
 	echo "# schema: t_<am> (id bigint PRIMARY KEY, grp int NOT NULL, payload text) + INDEX (grp); grp = id % 1000"
-	echo "# payload: 100 bytes, $PAYLOAD_SQL"
+	echo "# payload: 100 bytes, $TABLEAM_PAYLOAD_SQL"
 	echo "#"
 } | tee "$results"
 printf '%-34s %-20s %12s %12s %9s\n' "figure" "unit" "heap" "nokv" "nokv/heap" | tee -a "$results"
