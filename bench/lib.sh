@@ -23,8 +23,8 @@
 #	bench_start						start on a free port (port), create
 #									database bench, PSQL=(psql ... -d bench)
 #
-# tableam.sh and tableam_instructions.sh measure the same rows and
-# statements: TABLEAM_PAYLOAD_SQL and tableam_scripts.
+# tableam.sh and tableam_instructions.sh measure the same instance, rows
+# and statements: tableam_instance, TABLEAM_PAYLOAD_SQL and tableam_scripts.
 #
 # bench/lib.sh
 #-------------------------------------------------------------------------
@@ -214,6 +214,26 @@ psql_value()
 # English-like text, as in a typical row of a business table
 # shellcheck disable=SC2034
 TABLEAM_PAYLOAD_SQL="rpad('row ' || g || ' ' || md5(g::text) || ' ', 100, 'the quick brown fox jumps over the lazy dog ')"
+
+# the instance (started, database bench) and the file of ROWS rows,
+# $tmp/rows.copy.  Heap caches its table in shared_buffers, nokv in its
+# block cache: each gets the same 256 MB (the indexes of both live in
+# shared_buffers).
+tableam_instance()
+{
+	bench_initdb <<EOF
+shared_buffers = 256MB
+nokv.block_cache_size = 256MB
+nokv.memtable_size = 64MB
+fsync = on
+max_wal_size = 4GB
+checkpoint_timeout = 30min
+autovacuum = off
+EOF
+	bench_start
+	log "generating $ROWS rows into $tmp/rows.copy"
+	"${PSQL[@]}" -c "COPY (SELECT g, g % 1000, $TABLEAM_PAYLOAD_SQL FROM generate_series(1, $ROWS) g) TO '$tmp/rows.copy'"
+}
 
 # the pgbench scripts $tmp/<am>-<workload>.sql for t_heap and t_nokv,
 # which hold ids 1..ROWS

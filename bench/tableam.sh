@@ -78,25 +78,8 @@ bench_workspace
 
 # ---------- the instance ----------
 
-# Heap caches its table in shared_buffers, nokv in its block cache: each
-# gets the same 256 MB (the indexes of both live in shared_buffers).
-bench_initdb <<EOF
-shared_buffers = 256MB
-nokv.block_cache_size = 256MB
-nokv.memtable_size = 64MB
-fsync = on
-max_wal_size = 4GB
-checkpoint_timeout = 30min
-autovacuum = off
-EOF
+tableam_instance
 
-bench_start
-
-# ---------- data ----------
-
-# the rows and statements: TABLEAM_PAYLOAD_SQL and tableam_scripts (lib.sh)
-log "generating $ROWS rows into $tmp/rows.copy"
-"${PSQL[@]}" -c "COPY (SELECT g, g % 1000, $TABLEAM_PAYLOAD_SQL FROM generate_series(1, $ROWS) g) TO '$tmp/rows.copy'"
 "${PSQL[@]}" <<EOF
 CREATE EXTENSION nokv;
 CREATE TABLE t_heap (id bigint PRIMARY KEY, grp int NOT NULL, payload text) USING heap;

@@ -85,22 +85,10 @@ mkdir "$cgdir"
 
 # ---------- the instance ----------
 
-# Both tables and their indexes fit their caches: the counts are of
-# cached reads, as in tableam.sh's point and range runs.
-bench_initdb <<EOF
-shared_buffers = 256MB
-nokv.block_cache_size = 256MB
-nokv.memtable_size = 64MB
-fsync = on
-max_wal_size = 4GB
-checkpoint_timeout = 30min
-autovacuum = off
-EOF
+# With ROWS at its default, both tables and their indexes fit their caches:
+# the counts are of cached reads, as in tableam.sh's point and range runs.
+tableam_instance
 
-bench_start
-
-log "generating $ROWS rows into $tmp/rows.copy"
-"${PSQL[@]}" -c "COPY (SELECT g, g % 1000, $TABLEAM_PAYLOAD_SQL FROM generate_series(1, $ROWS) g) TO '$tmp/rows.copy'"
 "${PSQL[@]}" <<EOF
 CREATE EXTENSION nokv;
 CREATE SEQUENCE t_heap_ins START $((ROWS + 1000000));
