@@ -69,6 +69,58 @@ typedef struct nokv_batch_entry
  */
 int			nokv_batch_next(const char **p, const char *end, nokv_batch_entry *e);
 
+/* a varint of bytes known to be well-formed */
+static inline const char *
+nokv_batch_varint_valid(const char *p, uint64_t *v)
+{
+	const unsigned char *u = (const unsigned char *) p;
+	uint64_t	r = 0;
+	int			shift = 0;
+
+	while (*u & 0x80)
+	{
+		r |= (uint64_t) (*u++ & 0x7f) << shift;
+		shift += 7;
+	}
+	*v = r | ((uint64_t) *u << shift);
+	return (const char *) u + 1;
+}
+
+/*
+ * The entry at *p of a batch whose bytes are known to be well-formed: built
+ * by this module's constructors, which check every entry as it is added, or
+ * read from a log and already walked with nokv_batch_next.  The write path
+ * decodes every entry once more to apply it, and needs none of the checks
+ * again.
+ */
+static inline void
+nokv_batch_next_valid(const char **pp, nokv_batch_entry *e)
+{
+	const char *p = *pp;
+	int			op = (unsigned char) p[0];
+	uint64_t	len;
+
+	e->op = op & ~NOKV_BATCH_TTL;
+	e->cf = (unsigned char) p[1];
+	p = nokv_batch_varint_valid(p + 2, &len);
+	e->key = p;
+	e->klen = (size_t) len;
+	p += len;
+	e->val = NULL;
+	e->vlen = 0;
+	e->expires_at_ms = 0;
+	if (e->op != NOKV_KIND_DELETE)
+	{
+		p = nokv_batch_varint_valid(p, &len);
+		e->val = p;
+		e->vlen = (size_t) len;
+		p += len;
+	}
+	if (op & NOKV_BATCH_TTL)
+		p = nokv_batch_varint_valid(p, &e->expires_at_ms);
+	*pp = p;
+}
+
 /*
  * The order in which a batch counts as sorted (every point entry before
  * every range delete, then column family, then key): <0, 0 or >0.

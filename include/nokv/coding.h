@@ -84,7 +84,21 @@ nokv_get_be64(const char *p)
 /* LEB128-style unsigned varints: at most 5 bytes for 32 bits, 10 for 64 */
 #define NOKV_MAX_VARINT64 10
 
-char	   *nokv_put_varint32(char *dst, uint32_t v);
+/* inline: every batch entry writes two */
+static inline char *
+nokv_put_varint32(char *dst, uint32_t v)
+{
+	unsigned char *p = (unsigned char *) dst;
+
+	while (v >= 0x80)
+	{
+		*p++ = (unsigned char) (v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (unsigned char) v;
+	return (char *) p;
+}
+
 char	   *nokv_put_varint64(char *dst, uint64_t v);
 int			nokv_varint_length(uint64_t v);
 

@@ -25,20 +25,6 @@
 /* ---------- varints ---------- */
 
 char *
-nokv_put_varint32(char *dst, uint32_t v)
-{
-	unsigned char *p = (unsigned char *) dst;
-
-	while (v >= 0x80)
-	{
-		*p++ = (unsigned char) (v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (unsigned char) v;
-	return (char *) p;
-}
-
-char *
 nokv_put_varint64(char *dst, uint64_t v)
 {
 	unsigned char *p = (unsigned char *) dst;

@@ -665,8 +665,8 @@ report_wait(nokv_db *db, int event)
 		db->platform.report_wait(db->platform.arg, event);
 }
 
-/* apply_batch for any batch: entry by entry; returns and sets as apply_runs */
-static int
+/* apply_batch for any batch: entry by entry; sets *rc as apply_runs */
+static void
 apply_entries(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t version, bool one_version,
 			  nokv_mt_hint *hint, uint64_t *written, int *rc)
 {
@@ -674,10 +674,11 @@ apply_entries(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t version, b
 	const char *end = p + b->rep.len;
 	nokv_batch_entry e;
 	char		stack[STACK_KEY_BUF];
-	int			r;
 
-	while ((r = nokv_batch_next(&p, end, &e)) == 1)
+	while (p < end)
 	{
+		nokv_batch_next_valid(&p, &e);
+
 		if (e.op == NOKV_KIND_RANGE_DELETE)
 		{
 			nokv_range_tombstone t = {
@@ -712,7 +713,6 @@ apply_entries(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t version, b
 		if (!one_version)
 			version++;
 	}
-	return r;
 }
 
 /*
@@ -725,11 +725,10 @@ apply_entries(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t version, b
 
 /*
  * apply_batch for an ascending batch without range deletes: decode up to
- * NOKV_MT_RUN_MAX entries at a time and insert them as one run.  Returns
- * what the last nokv_batch_next returned (0 at the end, -1 if malformed);
- * *rc is the first insert failure.
+ * NOKV_MT_RUN_MAX entries at a time and insert them as one run.  *rc is
+ * the first insert failure.
  */
-static int
+static void
 apply_runs(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t version, bool one_version,
 		   nokv_mt_hint *hint, uint64_t *written, int *rc)
 {
@@ -739,11 +738,12 @@ apply_runs(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t version, bool
 	char		vhdr[NOKV_MT_RUN_MAX][1 + NOKV_MAX_VARINT64];
 	nokv_batch_entry e;
 	int			n = 0;
-	int			r;
 
-	while ((r = nokv_batch_next(&p, end, &e)) == 1)
+	while (p < end)
 	{
 		nokv_mt_entry *x = &run[n];
+
+		nokv_batch_next_valid(&p, &e);
 
 		assert(e.op != NOKV_KIND_RANGE_DELETE);
 		*x = (nokv_mt_entry) {
@@ -765,12 +765,11 @@ apply_runs(nokv_db *db, nokv_off mt, const nokv_batch *b, uint64_t version, bool
 			*rc = nokv_memtable_add_run(&db->ctx, mt, run, n, hint);
 			n = 0;
 			if (*rc != NOKV_OK)
-				return r;
+				return;
 		}
 	}
 	if (n > 0)
 		*rc = nokv_memtable_add_run(&db->ctx, mt, run, n, hint);
-	return r;
 }
 
 /*
@@ -791,7 +790,6 @@ apply_batch(nokv_db *db, nokv_mt_slot *slot, const nokv_batch *b, uint64_t first
 	bool		own_hint;
 	uint64_t	written[NOKV_CF_COUNT] = {0};
 	int			rc = NOKV_OK;
-	int			r;
 
 	/*
 	 * Batches, and one handle's successive batches, are often in key
@@ -812,9 +810,9 @@ apply_batch(nokv_db *db, nokv_mt_slot *slot, const nokv_batch *b, uint64_t first
 	}
 
 	if (ascending && b->count >= RUN_MIN_ENTRIES)
-		r = apply_runs(db, mt, b, first, one_version, hint, written, &rc);
+		apply_runs(db, mt, b, first, one_version, hint, written, &rc);
 	else
-		r = apply_entries(db, mt, b, first, one_version, hint, written, &rc);
+		apply_entries(db, mt, b, first, one_version, hint, written, &rc);
 	nokv_memtable_hint_publish(&db->ctx, hint);
 	if (own_hint)
 		atomic_store(&db->write_hint_busy, false);
@@ -825,8 +823,6 @@ apply_batch(nokv_db *db, nokv_mt_slot *slot, const nokv_batch *b, uint64_t first
 		if (written[cf] > 0)
 			atomic_fetch_add_explicit(&db->hdr->stats.hot[db->stripe].cf_writes[cf], written[cf],
 									  memory_order_relaxed);
-	if (r < 0)
-		return nokv_error_set(err, NOKV_CORRUPTION, "malformed write batch");
 	return NOKV_OK;
 }
 

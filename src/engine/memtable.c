@@ -295,20 +295,17 @@ mt_rng_seed(void)
 	return s ? s : 0x2545f4914f6cdd1dull;
 }
 
+/* the next height from generator state *x (xorshift64*) */
 static inline int
-mt_random_height(void)
+mt_next_height(uint64_t *x)
 {
-	uint64_t	x = mt_rng_state;
 	uint64_t	r;
 	int			h = 1;
 
-	if (x == 0)
-		x = mt_rng_seed();
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	mt_rng_state = x;
-	r = (x * 0x2545f4914f6cdd1dull) >> 32;	/* the high bits are the good ones */
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	r = (*x * 0x2545f4914f6cdd1dull) >> 32;	/* the high bits are the good ones */
 	/* each further level with probability 1/2: one random bit per level */
 	while (h < MT_MAX_HEIGHT && (r & 1) == 0)
 	{
@@ -316,6 +313,35 @@ mt_random_height(void)
 		r >>= 1;
 	}
 	return h;
+}
+
+static inline int
+mt_random_height(void)
+{
+	uint64_t	x = mt_rng_state;
+	int			h;
+
+	if (x == 0)
+		x = mt_rng_seed();
+	h = mt_next_height(&x);
+	mt_rng_state = x;
+	return h;
+}
+
+/*
+ * n heights at once: the thread-local state is read and written once (in a
+ * shared library each access is a call to __tls_get_addr)
+ */
+static void
+mt_random_heights(uint8_t *heights, int n)
+{
+	uint64_t	x = mt_rng_state;
+
+	if (x == 0)
+		x = mt_rng_seed();
+	for (int i = 0; i < n; i++)
+		heights[i] = (uint8_t) mt_next_height(&x);
+	mt_rng_state = x;
 }
 
 /* ---------- arena ---------- */
@@ -606,7 +632,9 @@ mt_insert(mt_ref m, int list, const mt_key *key, const char *value, size_t value
 	nd->height = (uint32_t) height;
 	kp = mt_node_key(nd);
 	memcpy(kp, key->k, key->klen);
-	if (key->elen)
+	if (key->elen == 1)
+		kp[key->klen] = key->e[0];	/* a one-byte value header */
+	else if (key->elen)
 		memcpy(kp + key->klen, key->e, key->elen);
 	if (value_len)
 		memcpy(kp + key->klen + key->elen, value, value_len);
@@ -727,6 +755,7 @@ mt_insert_run(mt_ref m, const nokv_mt_entry *e, int n, nokv_mt_hint *hint)
 	uint32_t   *prev = hint->prev;
 	uint32_t   *next = hint->next;
 	uint8_t		heights[NOKV_MT_RUN_MAX];
+	uint32_t	sizes[NOKV_MT_RUN_MAX];
 	uint32_t	first_at[MT_MAX_HEIGHT];
 	uint32_t	last_at[MT_MAX_HEIGHT];
 	uint64_t	total = 0;
@@ -739,16 +768,17 @@ mt_insert_run(mt_ref m, const nokv_mt_entry *e, int n, nokv_mt_hint *hint)
 	bool		found;
 	int			linked;
 
+	mt_random_heights(heights, n);
 	for (int i = 0; i < n; i++)
 	{
 		size_t		klen = nokv_ikey_size(e[i].ukey_len);
 
 		if (klen + e[i].l1 > UINT32_MAX || e[i].l2 > UINT32_MAX)
 			return NOKV_NO_SPACE;
-		heights[i] = (uint8_t) mt_random_height();
 		if (heights[i] > run_height)
 			run_height = heights[i];
-		total += mt_node_size(heights[i], klen + e[i].l1, e[i].l2);
+		sizes[i] = (uint32_t) mt_node_size(heights[i], klen + e[i].l1, e[i].l2);
+		total += sizes[i];
 	}
 	if (total > m.hdr->arena_size)
 		return NOKV_NO_SPACE;
@@ -766,7 +796,7 @@ mt_insert_run(mt_ref m, const nokv_mt_entry *e, int n, nokv_mt_hint *hint)
 	{
 		mt_node    *nd = mt_node_at(m.arena, at);
 		size_t		klen = nokv_ikey_size(e[i].ukey_len);
-		size_t		size = mt_node_size(heights[i], klen + e[i].l1, e[i].l2);
+		size_t		size = sizes[i];
 		char	   *kp;
 
 		for (size_t ahead = MT_PREFETCH_DIST; ahead < MT_PREFETCH_DIST + MT_PREFETCH_SPAN; ahead += 64)
@@ -776,7 +806,10 @@ mt_insert_run(mt_ref m, const nokv_mt_entry *e, int n, nokv_mt_hint *hint)
 		nd->height = heights[i];
 		kp = mt_node_key(nd);
 		nokv_ikey_encode(kp, e[i].cf, e[i].ukey, e[i].ukey_len, e[i].version, e[i].kind);
-		if (e[i].l1)
+		/* v1 is mostly a one-byte value header: no call to memcpy for it */
+		if (e[i].l1 == 1)
+			kp[klen] = e[i].v1[0];
+		else if (e[i].l1)
 			memcpy(kp + klen, e[i].v1, e[i].l1);
 		if (e[i].l2)
 			memcpy(kp + klen + e[i].l1, e[i].v2, e[i].l2);
