@@ -674,16 +674,17 @@ row_minimal_header(char *dst, HeapTuple tuple)
 }
 
 /*
- * Put row key's data version from a formed heap tuple: the header written
- * here, the rest straight from the tuple.
+ * Put row key's data version from a formed heap tuple: the version header
+ * vh (nokv_vh_encode, the same for every row a command writes) and the
+ * tuple header written here, the rest straight from the tuple.
  */
 void
-row_put_formed(nokv_batch *b, const char *key, CommandId cid, HeapTuple tuple)
+row_put_formed(nokv_batch *b, const char *key, const char *vh, HeapTuple tuple)
 {
 	char		head[NOKV_VH_SIZE + offsetof(MinimalTupleData, t_bits)];
 	size_t		body = offsetof(HeapTupleHeaderData, t_bits);
 
-	nokv_vh_encode(head, 0, GetCurrentFullTransactionId(), cid);
+	memcpy(head, vh, NOKV_VH_SIZE);
 	row_minimal_header(head + NOKV_VH_SIZE, tuple);
 	if (nokv_batch_put2(b, ROW_CF, key, ROW_KEY_LEN, head, sizeof(head),
 						(char *) tuple->t_data + body, tuple->t_len - body) != NOKV_OK)

@@ -217,6 +217,6 @@ extern void row_encode_marker(StringInfo buf, uint8 flags, FullTransactionId fxi
 extern void row_encode_data(StringInfo buf, CommandId cid, MinimalTuple mt);
 extern void row_put_data(nokv_batch *b, const char *key, CommandId cid, MinimalTuple mt);
 extern void row_minimal_header(char *dst, HeapTuple tuple);
-extern void row_put_formed(nokv_batch *b, const char *key, CommandId cid, HeapTuple tuple);
+extern void row_put_formed(nokv_batch *b, const char *key, const char *vh, HeapTuple tuple);
 
 #endif							/* NOKV_ROWSTORE_H */

@@ -690,15 +690,22 @@ form_row(Relation rel, TupleTableSlot *slot, bool scratch)
 	return mt;
 }
 
-/* put a new row: the slot's formed tuple as it is, or the row form_row made */
+/*
+ * put a new row: the slot's formed tuple as it is, or the row form_row made.
+ * vh (the version header) and max_value (nokv_kv_max_value_size of a row
+ * key) are worked out once per call of the AM, not once per row.
+ */
 static void
-put_row(nokv_batch *b, const char *key, CommandId cid, HeapTuple formed, MinimalTuple mt)
+put_row(nokv_batch *b, const char *key, CommandId cid, const char *vh, size_t max_value,
+		HeapTuple formed, MinimalTuple mt)
 {
 	if (formed != NULL)
 	{
-		nokv_kv_check_value_size(ROW_KEY_LEN,
-								 formed->t_len - MINIMAL_TUPLE_OFFSET + NOKV_VH_SIZE);
-		row_put_formed(b, key, cid, formed);
+		size_t		vlen = formed->t_len - MINIMAL_TUPLE_OFFSET + NOKV_VH_SIZE;
+
+		if (vlen > max_value)
+			nokv_kv_check_value_size(ROW_KEY_LEN, vlen);	/* raises the error */
+		row_put_formed(b, key, vh, formed);
 	}
 	else
 		row_put_data(b, key, cid, mt);
@@ -723,11 +730,13 @@ nokv_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options
 	uint64		rowid;
 	nokv_batch *b;
 	HeapTuple	formed;
+	char		vh[NOKV_VH_SIZE];
 
 	nokv_mvcc_prepare_write();
 	formed = slot_formed_tuple(rel, slot);
 	mt = formed ? NULL : form_row(rel, slot, true);
 	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
+	nokv_vh_encode(vh, 0, GetCurrentFullTransactionId(), cid);
 
 	/*
 	 * The id is taken under the engine's current memtable; if the write
@@ -744,7 +753,7 @@ nokv_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options
 		b = rows_new_batch();
 		PG_TRY();
 		{
-			put_row(b, key, cid, formed, mt);
+			put_row(b, key, cid, vh, nokv_kv_max_value_size(ROW_KEY_LEN), formed, mt);
 		}
 		PG_CATCH();
 		{
@@ -768,13 +777,17 @@ nokv_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId ci
 {
 	uint64		tableid = rows_tableid(rel);
 	size_t		limit = (size_t) nokv_memtable_size_kb * 1024 / 8;
+	size_t		max_value = nokv_kv_max_value_size(ROW_KEY_LEN);
+	size_t		batched = 0;	/* about the bytes of b */
 	uint64		rowid;
 	nokv_batch *volatile b;
+	char		vh[NOKV_VH_SIZE];
 
 	if (nslots <= 0)
 		return;
 	nokv_mvcc_prepare_write();
 	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
+	nokv_vh_encode(vh, 0, GetCurrentFullTransactionId(), cid);
 	rowid = rows_allocate(rel, nslots);
 	b = rows_new_batch();
 	PG_TRY();
@@ -788,15 +801,17 @@ nokv_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId ci
 
 			row_key(key, tableid, rowid + i);
 			/* keep each WAL record well inside a memtable */
-			if (nokv_batch_count(b) > 0 && nokv_batch_size(b) + len > limit)
+			if (batched > 0 && batched + len > limit)
 			{
 				nokv_batch *full = b;
 
 				b = NULL;
 				rows_write_batch(full);
 				b = rows_new_batch();
+				batched = 0;
 			}
-			put_row(b, key, cid, formed, mt);
+			put_row(b, key, cid, vh, max_value, formed, mt);
+			batched += ROW_KEY_LEN + NOKV_VH_SIZE + len;
 			if (mt != NULL)
 				free_row(mt);
 			tid_from_rowid(&slots[i]->tts_tid, rowid + i);
