@@ -8,7 +8,8 @@
 #	  own on a free port of 127.0.0.1.
 #
 # Sourced after the script sets BENCH_NAME (its file name without .sh).
-# Each benchmark then calls, in order:
+# bench_count NAME MAX checks a numeric setting.  Each benchmark then
+# calls, in order:
 #
 #	bench_rerun_as_postgres VAR...	as root: run again as postgres (passing
 #									the named settings), copy the results
@@ -64,6 +65,19 @@ free_port()
 		port_in_use "$p" || { echo "$p"; return; }
 	done
 	die "found no free port"
+}
+
+# bench_count NAME MAX: the setting $NAME must be a whole number from 1 to MAX
+bench_count()
+{
+	local v=${!1}
+
+	case $v in
+		''|*[!0-9]*|0*) die "$1 must be a positive integer, not \"$v\"" ;;
+	esac
+	if [ ${#v} -gt 9 ] || [ "$v" -gt "$2" ]; then
+		die "$1 must be at most $2, not $v"
+	fi
 }
 
 # PostgreSQL refuses to run as root: run the script again as postgres in a

@@ -67,9 +67,9 @@ BENCH_NAME=tableam
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-case $DURATION in ''|*[!0-9]*|0) die "DURATION must be a positive integer, not \"$DURATION\"" ;; esac
-case $ROWS in ''|*[!0-9]*|0) die "ROWS must be a positive integer, not \"$ROWS\"" ;; esac
-case $ROUNDS in ''|*[!0-9]*|0) die "ROUNDS must be a positive integer, not \"$ROUNDS\"" ;; esac
+bench_count DURATION 3600
+bench_count ROWS 100000000
+bench_count ROUNDS 100
 
 bench_rerun_as_postgres DURATION ROUNDS ROWS RUNS
 bench_paths

@@ -68,8 +68,8 @@ BENCH_NAME=tableam_instructions
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-case $ROWS in ''|*[!0-9]*|0) die "ROWS must be a positive integer, not \"$ROWS\"" ;; esac
-case $TXNS in ''|*[!0-9]*|0) die "TXNS must be a positive integer, not \"$TXNS\"" ;; esac
+bench_count ROWS 100000000
+bench_count TXNS 10000000
 [ "$TXNS" -ge 10 ] || die "TXNS must be at least 10"
 
 bench_rerun_as_postgres ROWS TXNS
