@@ -16,8 +16,10 @@
 #
 # and measures each workload on both tables back to back, ROUNDS times,
 # the order alternating (heap first in odd rounds, nokv first in even
-# ones); each figure is the median of the rounds, and every round's
-# figures are listed under it:
+# ones); each figure is the median of the rounds, every round's figures
+# are listed under it, and beside the ratio of the medians stands the
+# median of the rounds' own ratios (each from two runs back to back, so
+# that it moves less with the machine's speed than the medians do):
 #
 #	copy		COPY of ROWS rows from one file generated once (timed;
 #				rows per second), each into an empty table (TRUNCATE
@@ -44,8 +46,8 @@
 # user and copies the results file into bench/results/ afterwards.
 #
 # Environment:
-#	DURATION	seconds per pgbench run (default 10)
-#	ROUNDS		rounds of every measurement (default 3)
+#	DURATION	seconds per pgbench run (default 5)
+#	ROUNDS		rounds of every measurement (default 6)
 #	ROWS		rows loaded by COPY (default 2000000)
 #	RUNS		the pgbench runs to make, comma-separated: a workload
 #				("range") or one run ("range 2 on"); default all
@@ -58,8 +60,8 @@
 
 set -euo pipefail
 
-DURATION="${DURATION:-10}"
-ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-5}"
+ROUNDS="${ROUNDS:-6}"
 ROWS="${ROWS:-2000000}"
 RUNS="${RUNS:-all}"
 
@@ -115,31 +117,47 @@ settings=$(psql_value "SELECT string_agg(name || '=' || current_setting(name), '
 	echo "# pgbench: -n -M prepared -T $DURATION -c N -j N, a CHECKPOINT before each run, heap and nokv back to back;"
 	echo "#   synchronous_commit per run via PGOPTIONS (nokv.sync_mode follows it)"
 	echo "# rounds: $ROUNDS of every figure, heap first in odd rounds and nokv first in even ones;"
-	echo "#   a figure is the median of its rounds (each round's on the '#' line under it)"
+	echo "#   a figure is the median of its rounds (each round's on the '#' line under it);"
+	echo "#   nokv/heap is the ratio of the medians, per-round the median of the rounds' own ratios"
 	echo "# load average before the run: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 	echo "#"
 } | tee "$results"
 
-# figure NAME UNIT HEAP NOKV
+# figure NAME UNIT HEAP NOKV [PER_ROUND]
 figure()
 {
-	local ratio
+	local ratio per_round=-
 	ratio=$(awk -v h="$3" -v n="$4" 'BEGIN { if (h > 0) printf "%.2f", n / h; else print "-" }')
-	printf '%-34s %-8s %14s %14s %8s\n' "$1" "$2" "$3" "$4" "$ratio" | tee -a "$results"
+	[ -n "${5:-}" ] && per_round=$(awk -v r="$5" 'BEGIN { printf "%.2f", r }')
+	printf '%-34s %-8s %14s %14s %9s %9s\n' "$1" "$2" "$3" "$4" "$ratio" "$per_round" | tee -a "$results"
 }
 
-printf '%-34s %-8s %14s %14s %8s\n' "figure" "unit" "heap" "nokv" "nokv/heap" | tee -a "$results"
+printf '%-34s %-8s %14s %14s %9s %9s\n' "figure" "unit" "heap" "nokv" "nokv/heap" "per-round" | tee -a "$results"
 
-# median of the arguments (numbers)
+# median of the arguments (numbers); of an even count, the mean of the
+# middle two, rounded to a whole number if the arguments are whole numbers
 median()
 {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+	printf '%s\n' "$@" | sort -g |
+		awk '{ v[NR] = $1; if ($1 ~ /\./) frac = 1 } END {
+			m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			printf (frac ? "%.10g\n" : "%.0f\n"), m
+		}'
+}
+
+# round_ratios "HEAP ..." "NOKV ...": each round's nokv/heap
+round_ratios()
+{
+	awk -v h="$1" -v n="$2" 'BEGIN {
+		c = split(h, hv, " "); split(n, nv, " ")
+		for (i = 1; i <= c; i++) printf "%s%.2f", (i > 1 ? " " : ""), (hv[i] > 0 ? nv[i] / hv[i] : 0)
+	}'
 }
 
 # rounds_line "HEAP ..." "NOKV ...": the per-round figures, under a figure
 rounds_line()
 {
-	echo "#   rounds: heap $1, nokv $2" | tee -a "$results"
+	echo "#   rounds: heap $1, nokv $2; nokv/heap $(round_ratios "$1" "$2")" | tee -a "$results"
 }
 
 # the engine has no flush or compaction running or due
@@ -181,9 +199,11 @@ for r in $(seq "$ROUNDS"); do
 done
 # shellcheck disable=SC2086
 {
-	figure "COPY $ROWS rows" "rows/s" "$(median ${copy_rate[heap]})" "$(median ${copy_rate[nokv]})"
+	figure "COPY $ROWS rows" "rows/s" "$(median ${copy_rate[heap]})" "$(median ${copy_rate[nokv]})" \
+		"$(median $(round_ratios "${copy_rate[heap]# }" "${copy_rate[nokv]# }"))"
 	rounds_line "${copy_rate[heap]# }" "${copy_rate[nokv]# }"
-	figure "COPY $ROWS rows (elapsed)" "s" "$(median ${copy_secs[heap]})" "$(median ${copy_secs[nokv]})"
+	figure "COPY $ROWS rows (elapsed)" "s" "$(median ${copy_secs[heap]})" "$(median ${copy_secs[nokv]})" \
+		"$(median $(round_ratios "${copy_secs[heap]# }" "${copy_secs[nokv]# }"))"
 }
 for am in heap nokv; do
 	"${PSQL[@]}" -c "VACUUM ANALYZE t_$am"
@@ -245,7 +265,8 @@ for spec in "insert 1 on" "insert 2 on" "insert 1 off" "insert 2 off" \
 		fi
 	done
 	# shellcheck disable=SC2086
-	figure "$w -c $c sync=$s" "tps" "$(median $hs)" "$(median $ns)"
+	figure "$w -c $c sync=$s" "tps" "$(median $hs)" "$(median $ns)" \
+		"$(median $(round_ratios "${hs# }" "${ns# }"))"
 	rounds_line "${hs# }" "${ns# }"
 done
 
