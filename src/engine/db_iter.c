@@ -313,6 +313,24 @@ covered(const nokv_iter *di, const char *lkey, size_t lkey_len, uint64_t version
 	return false;
 }
 
+/*
+ * Can tombstone t, of the iterator's column family, delete a key within
+ * the bounds [lower, upper)?  The bounds are lookup keys: the cf byte,
+ * then the user key; an upper bound that is the next cf's byte alone
+ * admits every key of this one.  Every step checks each tombstone kept,
+ * so those of other tables (a TRUNCATE or DROP leaves one until
+ * compaction removes it) are left out.
+ */
+static bool
+tombstone_in_bounds(const nokv_iter *di, const nokv_range_tombstone *t)
+{
+	if (nokv_lkey_compare(t->end, t->end_len, di->lower.data + 1, di->lower.len - 1) <= 0)
+		return false;
+	if (di->upper.data[0] != (char) di->cf)
+		return true;
+	return nokv_lkey_compare(t->start, t->start_len, di->upper.data + 1, di->upper.len - 1) < 0;
+}
+
 static void
 add_tombstones(nokv_iter *di, nokv_range_tombstone *ts, int n)
 {
@@ -322,7 +340,7 @@ add_tombstones(nokv_iter *di, nokv_range_tombstone *ts, int n)
 	di->tomb_blocks[di->nblocks++] = ts;
 	for (int i = 0; i < n; i++)
 	{
-		if (ts[i].cf != di->cf)
+		if (ts[i].cf != di->cf || !tombstone_in_bounds(di, &ts[i]))
 			continue;
 		di->tombs = nokv_realloc(di->tombs, (di->ntombs + 1) * sizeof(nokv_range_tombstone));
 		di->tombs[di->ntombs++] = ts[i];

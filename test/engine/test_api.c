@@ -2291,6 +2291,69 @@ out:
 	free(dir);
 }
 
+/* dump of cf default within [lo, hi) (hi NULL: no upper bound) is want */
+static bool
+bounded_dump_is(nokv_db *db, const char *lo, const char *hi, const char *want)
+{
+	nokv_read_options ro;
+
+	nokv_read_options_init(&ro);
+	ro.lower_bound = lo;
+	ro.lower_len = strlen(lo);
+	ro.upper_bound = hi;
+	ro.upper_len = hi ? strlen(hi) : 0;
+	return dump_is(db, &ro, NOKV_CF_DEFAULT, want);
+}
+
+/*
+ * An iterator keeps only the range tombstones that reach into its bounds;
+ * those that touch a bound from outside, or overlap it, are what the
+ * choice gets wrong if it is off by one.
+ */
+static void
+test_tombstones_at_bounds(void)
+{
+	char	   *dir = tap_tmpdir("api-tomb-bounds");
+	nokv_options o;
+	nokv_db    *db;
+
+	small_options(&o);
+	db = open_or_diag(&o, dir);
+	if (!ok(db != NULL, "open for the tombstone-bounds tests"))
+		goto out;
+	put_range(db, NOKV_CF_DEFAULT, 0, 20, "d");
+	ok(delete_range_str(db, NOKV_CF_DEFAULT, "r05", "r08") == NOKV_OK &&
+	   delete_range_str(db, NOKV_CF_DEFAULT, "t", "u") == NOKV_OK,
+	   "delete_range [r05, r08) and [t, u) in the memtable");
+	for (int flushed = 0; flushed < 2; flushed++)
+	{
+		const char *where = flushed ? "in an SST" : "in the memtable";
+
+		ok(bounded_dump_is(db, "r08", "s",
+						   "r08=d08,r09=d09,r10=d10,r11=d11,r12=d12,r13=d13,r14=d14,r15=d15,"
+						   "r16=d16,r17=d17,r18=d18,r19=d19,"),
+		   "bounds starting at the tombstone's end see every key (%s)", where);
+		ok(bounded_dump_is(db, "r", "r05", "r00=d00,r01=d01,r02=d02,r03=d03,r04=d04,"),
+		   "bounds ending at the tombstone's start see every key (%s)", where);
+		ok(bounded_dump_is(db, "r07", "r09", "r08=d08,"),
+		   "a tombstone over the lower bound hides r07 (%s)", where);
+		ok(bounded_dump_is(db, "r04", "r06", "r04=d04,"),
+		   "a tombstone over the upper bound hides r05 (%s)", where);
+		ok(bounded_dump_is(db, "r06", "r07", ""),
+		   "a tombstone around the bounds hides all (%s)", where);
+		ok(bounded_dump_is(db, "r06", NULL,
+						   "r08=d08,r09=d09,r10=d10,r11=d11,r12=d12,r13=d13,r14=d14,r15=d15,"
+						   "r16=d16,r17=d17,r18=d18,r19=d19,"),
+		   "without an upper bound the tombstone still hides r06 and r07 (%s)", where);
+		if (!flushed)
+			ok(flush_everything(db), "flush the tombstones");
+	}
+	nokv_close(db);
+out:
+	tap_rmdir(dir);
+	free(dir);
+}
+
 /*
  * An iterator unpins memtables between calls, so a flushed memtable can be
  * recycled while the caller still holds the value of the entry it stands
@@ -2421,6 +2484,7 @@ main(void)
 	test_key_value_limits();
 	test_batches();
 	test_delete_range();
+	test_tombstones_at_bounds();
 	test_iterators();
 	test_snapshots();
 	test_version_gc();
