@@ -27,7 +27,8 @@
 #				CHECKPOINT); after the last round VACUUM ANALYZE
 #	size		heap: pg_total_relation_size; nokv: nokv_table_size after
 #				nokv_flush() (and after nokv_compact()) plus pg_indexes_size
-#	pgbench runs (-n -M prepared -T DURATION, after a CHECKPOINT each):
+#	pgbench runs (-n -M prepared -T DURATION, each after nokv_flush(), the
+#	engine idle and a CHECKPOINT):
 #	  insert	INSERT INTO t VALUES (nextval(seq), :grp, :payload)
 #				clients 1 and 2, synchronous_commit on and off
 #	  point		SELECT payload FROM t WHERE id = :id		clients 1 and 2
@@ -48,6 +49,7 @@
 # Environment:
 #	DURATION	seconds per pgbench run (default 5)
 #	ROUNDS		rounds of every measurement (default 6)
+#	COPY_ROUNDS	rounds of the COPY (default ROUNDS)
 #	ROWS		rows loaded by COPY (default 2000000)
 #	RUNS		the pgbench runs to make, comma-separated: a workload
 #				("range") or one run ("range 2 on"); default all
@@ -62,6 +64,7 @@ set -euo pipefail
 
 DURATION="${DURATION:-5}"
 ROUNDS="${ROUNDS:-6}"
+COPY_ROUNDS="${COPY_ROUNDS:-$ROUNDS}"
 ROWS="${ROWS:-2000000}"
 RUNS="${RUNS:-all}"
 
@@ -72,8 +75,9 @@ BENCH_NAME=tableam
 bench_count DURATION 3600
 bench_count ROWS 100000000
 bench_count ROUNDS 100
+bench_count COPY_ROUNDS 100
 
-bench_rerun_as_postgres DURATION ROUNDS ROWS RUNS
+bench_rerun_as_postgres DURATION ROUNDS COPY_ROUNDS ROWS RUNS
 bench_paths
 bench_require initdb pg_ctl postgres psql pgbench pg_config
 bench_workspace
@@ -110,13 +114,14 @@ settings=$(psql_value "SELECT string_agg(name || '=' || current_setting(name), '
 	echo "# data directory: $fs"
 	echo "# postgresql: $(psql_value 'SELECT version()')"
 	echo "# nokv: extension $(psql_value "SELECT extversion FROM pg_extension WHERE extname = 'nokv'"), $nokv_so md5 $nokv_md5"
-	echo "# command: $command_line (DURATION=$DURATION ROUNDS=$ROUNDS ROWS=$ROWS RUNS=$RUNS)"
+	echo "# command: $command_line (DURATION=$DURATION ROUNDS=$ROUNDS COPY_ROUNDS=$COPY_ROUNDS ROWS=$ROWS RUNS=$RUNS)"
 	echo "# settings: $settings"
 	echo "# schema: t_<am> (id bigint PRIMARY KEY, grp int NOT NULL, payload text) + INDEX (grp); grp = id % 1000"
 	echo "# payload: 100 bytes, $TABLEAM_PAYLOAD_SQL"
-	echo "# pgbench: -n -M prepared -T $DURATION -c N -j N, a CHECKPOINT before each run, heap and nokv back to back;"
+	echo "# pgbench: -n -M prepared -T $DURATION -c N -j N, before each run nokv_flush(), the engine idle and a CHECKPOINT;"
+	echo "#   heap and nokv back to back;"
 	echo "#   synchronous_commit per run via PGOPTIONS (nokv.sync_mode follows it)"
-	echo "# rounds: $ROUNDS of every figure, heap first in odd rounds and nokv first in even ones;"
+	echo "# rounds: $ROUNDS of every figure ($COPY_ROUNDS of COPY), heap first in odd rounds and nokv first in even ones;"
 	echo "#   a figure is the median of its rounds (each round's on the '#' line under it);"
 	echo "#   nokv/heap is the ratio of the medians, per-round the median of the rounds' own ratios"
 	echo "# load average before the run: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
@@ -177,7 +182,7 @@ engine_idle()
 # ---------- COPY ----------
 
 declare -A copy_secs copy_rate
-for r in $(seq "$ROUNDS"); do
+for r in $(seq "$COPY_ROUNDS"); do
 	order="heap nokv"
 	[ $((r % 2)) = 0 ] && order="nokv heap"
 	for am in $order; do
@@ -236,6 +241,10 @@ tableam_scripts
 run()
 {
 	local out tps
+	# each run starts with no write work left over from the one before:
+	# heap's dirty pages written (CHECKPOINT), nokv's memtable flushed
+	psql_value 'SELECT nokv_flush()' >/dev/null
+	engine_idle
 	"${PSQL[@]}" -c CHECKPOINT
 	out=$(PGOPTIONS="-c synchronous_commit=$4" "$PG_BIN/pgbench" -n -M prepared -T "$DURATION" \
 		-c "$3" -j "$3" -h 127.0.0.1 -p "$port" -U postgres -f "$tmp/$1-$2.sql" bench 2>&1) ||
